@@ -1,0 +1,206 @@
+//! One error type for everything occ does, and the one place where database
+//! errors are classified.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// Everything that can go wrong in a versioned write, a row lock or a retry.
+///
+/// Every diesel error that flows through occ is classified on the way in
+/// (`From<diesel::result::Error>`), so callers match on what happened instead of
+/// parsing backend messages. Variants that wrap a database error keep it whole:
+/// its message is the database's own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OccError {
+    /// A versioned write found the row at another version: somebody else wrote it
+    /// since it was read. Nothing was written.
+    #[error(
+        "version conflict on {table} ({key}): expected version {expected}, found {actual}; \
+         reload the row and apply the change again"
+    )]
+    Conflict {
+        /// The table's name as written in `table!`.
+        table: &'static str,
+        /// The row's key, as `column = value` pairs.
+        key: String,
+        /// The version the write expected (the one in memory).
+        expected: String,
+        /// The version the database holds now.
+        actual: String,
+    },
+
+    /// The row does not exist (any more): a versioned write, a reload or a locked
+    /// find found no row with this key.
+    #[error("no row in {table} with {key}: it was deleted or never existed")]
+    NotFound {
+        /// The table's name as written in `table!`.
+        table: &'static str,
+        /// The row's key, as `column = value` pairs.
+        key: String,
+    },
+
+    /// A versioned write matched more than one row: the model's key is not unique
+    /// in the database. Declare the table's real key in `#[diesel(primary_key(...))]`.
+    #[error(
+        "versioned write on {table} ({key}) matched {rows} rows: the key is not unique; \
+         declare the table's real key in #[diesel(primary_key(...))]"
+    )]
+    KeyNotUnique {
+        /// The table's name as written in `table!`.
+        table: &'static str,
+        /// The key the write used.
+        key: String,
+        /// How many rows it matched.
+        rows: usize,
+    },
+
+    /// The database chose this transaction as the victim of a deadlock and rolled
+    /// it back. Running the whole transaction again is safe.
+    #[error("deadlock: {0}")]
+    Deadlock(#[source] DieselError),
+
+    /// A lock with `NOWAIT` found the row locked by another transaction.
+    #[error("lock not available: {0}")]
+    LockNotAvailable(#[source] DieselError),
+
+    /// A lock wait ran into its timeout (`.timeout(..)`, PostgreSQL's
+    /// `lock_timeout`, InnoDB's `innodb_lock_wait_timeout`).
+    #[error("lock timeout: {0}")]
+    LockTimeout(#[source] DieselError),
+
+    /// The database could not serialize this transaction with a concurrent one
+    /// (PostgreSQL `40001`). Running the whole transaction again is safe.
+    #[error("serialization failure: {0}")]
+    SerializationFailure(#[source] DieselError),
+
+    /// SQLite could not get its database lock in time (`SQLITE_BUSY`), or a
+    /// read snapshot went stale before a write (`SQLITE_BUSY_SNAPSHOT`).
+    #[error("database busy: {0}")]
+    Busy(#[source] DieselError),
+
+    /// A row lock was asked for outside a transaction, where it would be released
+    /// as soon as the statement ends. Nothing was sent to the database.
+    #[error(
+        "{operation} needs an open transaction: a row lock outside one ends with the \
+         statement; run it inside conn.transaction(..) or occ::retry(..)"
+    )]
+    NotInTransaction {
+        /// What was attempted, e.g. `FOR UPDATE on products`.
+        operation: String,
+    },
+
+    /// `occ::retry` was called inside an open transaction. A retry must restart
+    /// the outermost transaction (after an error PostgreSQL refuses every further
+    /// statement in it), so it does not run nested.
+    #[error(
+        "occ::retry was called inside an open transaction (depth {depth}); call it at \
+         the top level so that each attempt is a whole transaction"
+    )]
+    RetryInsideTransaction {
+        /// The transaction depth diesel reported.
+        depth: u32,
+    },
+
+    /// Any other database error, unchanged.
+    #[error(transparent)]
+    Database(DieselError),
+}
+
+impl OccError {
+    /// True where running the whole transaction again, with fresh reads, can
+    /// succeed: [`Conflict`](Self::Conflict), [`Deadlock`](Self::Deadlock),
+    /// [`SerializationFailure`](Self::SerializationFailure) and [`Busy`](Self::Busy).
+    ///
+    /// Lock failures ([`is_lock_failure`](Self::is_lock_failure)) are not in this
+    /// set: a caller that used `NOWAIT` or a timeout usually wants to do something
+    /// else; `RetryPolicy::retry_lock_failures` opts in.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Conflict { .. }
+                | Self::Deadlock(_)
+                | Self::SerializationFailure(_)
+                | Self::Busy(_)
+        )
+    }
+
+    /// True for [`LockNotAvailable`](Self::LockNotAvailable) and
+    /// [`LockTimeout`](Self::LockTimeout): the row was locked by someone else.
+    pub fn is_lock_failure(&self) -> bool {
+        matches!(self, Self::LockNotAvailable(_) | Self::LockTimeout(_))
+    }
+
+    /// True for [`Conflict`](Self::Conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+
+    /// True for [`NotFound`](Self::NotFound).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+
+    /// The database error underneath, if this error came from the database.
+    pub fn database_error(&self) -> Option<&DieselError> {
+        match self {
+            Self::Deadlock(e)
+            | Self::LockNotAvailable(e)
+            | Self::LockTimeout(e)
+            | Self::SerializationFailure(e)
+            | Self::Busy(e)
+            | Self::Database(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
+    /// with error 1205, and only the caller knows which one it asked for.
+    pub(crate) fn nowait_failure(self) -> Self {
+        match self {
+            Self::LockTimeout(e) => Self::LockNotAvailable(e),
+            other => other,
+        }
+    }
+}
+
+/// Classifies by diesel's error kind first and by the database's message where
+/// the kind is `Unknown`: diesel exposes neither SQLSTATE nor MySQL error numbers.
+impl From<DieselError> for OccError {
+    fn from(error: DieselError) -> Self {
+        let DieselError::DatabaseError(kind, info) = &error else {
+            return Self::Database(error);
+        };
+        let message = info.message();
+        let lower = message.to_ascii_lowercase();
+        match kind {
+            // MySQL's deadlock (1213) arrives as a serialization failure.
+            DatabaseErrorKind::SerializationFailure if lower.contains("deadlock") => {
+                Self::Deadlock(error)
+            }
+            DatabaseErrorKind::SerializationFailure => Self::SerializationFailure(error),
+            _ if lower.starts_with("deadlock detected") || lower.starts_with("deadlock found") => {
+                Self::Deadlock(error)
+            }
+            // PostgreSQL 55P03 from NOWAIT; MySQL 8's 3572.
+            _ if lower.starts_with("could not obtain lock") || lower.contains("nowait is set") => {
+                Self::LockNotAvailable(error)
+            }
+            // PostgreSQL 55P03 from lock_timeout; MySQL/MariaDB 1205.
+            _ if lower.contains("due to lock timeout")
+                || lower.starts_with("lock wait timeout") =>
+            {
+                Self::LockTimeout(error)
+            }
+            _ if lower.starts_with("could not serialize access") => {
+                Self::SerializationFailure(error)
+            }
+            // SQLite: SQLITE_BUSY and its extended codes, SQLITE_LOCKED.
+            _ if lower.starts_with("database is locked")
+                || lower.starts_with("database table is locked") =>
+            {
+                Self::Busy(error)
+            }
+            _ => Self::Database(error),
+        }
+    }
+}

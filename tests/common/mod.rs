@@ -1,0 +1,262 @@
+//! One isolated database per test, on each backend.
+//!
+//! SQLite: a fresh file per test (several connections can race on it).
+//! PostgreSQL: a schema per test, selected through `search_path` on every
+//! connection. MySQL/MariaDB: a database per test. Server tests run when
+//! `OCC_PG_URL` / `OCC_MYSQL_URL` are set; with `OCC_REQUIRE_SERVERS=1` (as CI
+//! sets it) a missing URL fails the test instead of skipping it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+/// Declares each test body once and runs it on every enabled backend:
+/// `tests/<file>.rs` gets modules `sqlite`, `postgres` and `mysql`, each with one
+/// `#[test]` per body. In a body, `$db` is the test's database (`$db.conn()`
+/// opens a connection, `$db.exec(..)` runs DDL with `{ts}` etc. replaced).
+#[macro_export]
+macro_rules! per_backend {
+    ($(fn $name:ident($db:ident) $body:block)*) => {
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let $db = $crate::common::SqliteDb::new(concat!(module_path!(), "::", stringify!($name)));
+                    $body
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let Some($db) = $crate::common::PgDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    $body
+                }
+            )*
+        }
+        #[cfg(feature = "mysql")]
+        mod mysql {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let Some($db) = $crate::common::MysqlDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+/// What each backend calls the column types a test table needs.
+pub struct Dialect {
+    /// A timestamp with microseconds.
+    pub ts: &'static str,
+    /// A string usable in a key or an index.
+    pub key_text: &'static str,
+}
+
+/// The test database of one backend.
+pub trait TestDb {
+    type Conn: Connection;
+    const DIALECT: Dialect;
+    /// A new connection to this test's database.
+    fn conn(&self) -> Self::Conn;
+    /// Runs SQL after replacing `{ts}` and `{key_text}` with this backend's types.
+    fn exec(&self, sql: &str) {
+        let sql = sql
+            .replace("{ts}", Self::DIALECT.ts)
+            .replace("{key_text}", Self::DIALECT.key_text);
+        self.conn()
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("setup failed: {e}\n{sql}"));
+    }
+}
+
+/// A short, unique, identifier-safe name for a test's schema or database.
+fn db_name(test: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in test.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    let tail: String = test
+        .rsplit("::")
+        .next()
+        .unwrap_or(test)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(32)
+        .collect();
+    format!(
+        "occ_{tail}_{:08x}{:x}_{}",
+        hash as u32,
+        std::process::id() % 0xfff,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+    .to_lowercase()
+}
+
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("OCC_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!("{var} is not set, and OCC_REQUIRE_SERVERS=1 forbids skipping server tests")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set");
+            None
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+pub struct SqliteDb {
+    path: PathBuf,
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteDb {
+    pub fn new(test: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{}.sqlite3", db_name(test)));
+        let _ = std::fs::remove_file(&path);
+        let db = Self { path };
+        db.conn()
+            .batch_execute("PRAGMA journal_mode = WAL;")
+            .expect("WAL mode");
+        db
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Drop for SqliteDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl TestDb for SqliteDb {
+    type Conn = diesel::SqliteConnection;
+    const DIALECT: Dialect = Dialect {
+        ts: "TEXT",
+        key_text: "TEXT",
+    };
+    fn conn(&self) -> Self::Conn {
+        let mut conn = diesel::SqliteConnection::establish(self.path.to_str().unwrap())
+            .expect("open sqlite file");
+        conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+            .expect("sqlite pragmas");
+        conn
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub struct PgDb {
+    url: String,
+    schema: String,
+}
+
+#[cfg(feature = "postgres")]
+impl PgDb {
+    pub fn new(test: &str) -> Option<Self> {
+        let url = server_url("OCC_PG_URL")?;
+        let schema = db_name(test);
+        let mut conn = diesel::PgConnection::establish(&url).expect("connect to OCC_PG_URL");
+        conn.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+        ))
+        .expect("create test schema");
+        Some(Self { url, schema })
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = diesel::PgConnection::establish(&self.url) {
+            let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl TestDb for PgDb {
+    type Conn = diesel::PgConnection;
+    const DIALECT: Dialect = Dialect {
+        ts: "TIMESTAMP",
+        key_text: "TEXT",
+    };
+    fn conn(&self) -> Self::Conn {
+        let mut conn = diesel::PgConnection::establish(&self.url).expect("connect to OCC_PG_URL");
+        conn.batch_execute(&format!("SET search_path TO {}", self.schema))
+            .expect("select test schema");
+        conn
+    }
+}
+
+#[cfg(feature = "mysql")]
+pub struct MysqlDb {
+    server: String,
+    database: String,
+}
+
+#[cfg(feature = "mysql")]
+impl MysqlDb {
+    pub fn new(test: &str) -> Option<Self> {
+        let url = server_url("OCC_MYSQL_URL")?;
+        // The test's database replaces the URL's path.
+        let server = match url.find("://").map(|i| i + 3) {
+            Some(start) => match url[start..].find('/') {
+                Some(slash) => url[..start + slash].to_owned(),
+                None => url.clone(),
+            },
+            None => panic!("OCC_MYSQL_URL is not a mysql:// URL"),
+        };
+        let database = db_name(test);
+        let mut conn = diesel::MysqlConnection::establish(&url).expect("connect to OCC_MYSQL_URL");
+        conn.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database};"
+        ))
+        .expect("create test database");
+        Some(Self { server, database })
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl Drop for MysqlDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = diesel::MysqlConnection::establish(&self.server) {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.database));
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl TestDb for MysqlDb {
+    type Conn = diesel::MysqlConnection;
+    const DIALECT: Dialect = Dialect {
+        ts: "DATETIME(6)",
+        key_text: "VARCHAR(191)",
+    };
+    fn conn(&self) -> Self::Conn {
+        diesel::MysqlConnection::establish(&format!("{}/{}", self.server, self.database))
+            .expect("connect to the test database")
+    }
+}
