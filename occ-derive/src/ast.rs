@@ -31,11 +31,25 @@ impl<'a> Input<'a> {
         let named = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => named,
-                Fields::Unnamed(_) | Fields::Unit => {
+                Fields::Unnamed(unnamed) => {
+                    cx.error(
+                        unnamed,
+                        "#[derive(Optimistic)] needs named fields: occ maps each field to the column of the same name",
+                        format!(
+                            "name the fields: `struct {} {{ id: i32, #[occ(version)] version: i32, .. }}`",
+                            input.ident
+                        ),
+                    );
+                    return None;
+                }
+                Fields::Unit => {
                     cx.error(
                         &input.ident,
-                        "#[derive(Optimistic)] needs a struct with named fields",
-                        "name the fields, as diesel's Queryable and Selectable expect: `struct Product { id: i32, version: i32, .. }`",
+                        "#[derive(Optimistic)] needs a struct with fields: a key, a version and the columns to write",
+                        format!(
+                            "add the row's fields: `struct {} {{ id: i32, #[occ(version)] version: i32, .. }}`",
+                            input.ident
+                        ),
                     );
                     return None;
                 }

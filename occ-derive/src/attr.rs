@@ -9,8 +9,10 @@ use syn::{Attribute, LitStr, Path, Type};
 
 use crate::ctxt::Ctxt;
 
-const CONTAINER_KEYS: &str = "crate";
-const FIELD_KEYS: &str = "version, skip_update";
+const CONTAINER_KEYS: &str =
+    "occ accepts on the struct: `crate = \"...\"`; on a field: `version`, `skip_update`";
+const FIELD_KEYS: &str =
+    "occ accepts on a field: `version`, `skip_update`; on the struct: `crate = \"...\"`";
 
 /// What the struct's attributes say.
 #[derive(Default)]
@@ -42,6 +44,7 @@ pub struct Field {
 
 pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> Container {
     let mut out = Container::default();
+    let mut seen = Vec::new();
     for attr in attrs {
         if attr.path().is_ident("occ") {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -49,7 +52,9 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> Container {
                 if meta.path.is_ident("crate") {
                     let lit: LitStr = meta.value()?.parse()?;
                     let path = lit.parse::<Path>()?;
-                    set_once(cx, &mut out.crate_path, path, &meta.path);
+                    if first_time(cx, &mut seen, &meta.path) {
+                        out.crate_path = Some(path);
+                    }
                     Ok(())
                 } else if meta.path.is_ident("version") || meta.path.is_ident("skip_update") {
                     cx.error(
@@ -97,17 +102,22 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> Container {
 
 pub fn field(cx: &mut Ctxt, attrs: &[Attribute]) -> Field {
     let mut out = Field::default();
+    let mut seen = Vec::new();
     for attr in attrs {
         if attr.path().is_ident("occ") {
             let parsed = attr.parse_nested_meta(|meta| {
                 // #[occ(version)]
                 if meta.path.is_ident("version") {
                     let ident = meta.path.require_ident()?.clone();
-                    set_once(cx, &mut out.version, ident, &meta.path);
+                    if first_time(cx, &mut seen, &meta.path) {
+                        out.version = Some(ident);
+                    }
                 // #[occ(skip_update)]
                 } else if meta.path.is_ident("skip_update") {
                     let ident = meta.path.require_ident()?.clone();
-                    set_once(cx, &mut out.skip_update, ident, &meta.path);
+                    if first_time(cx, &mut seen, &meta.path) {
+                        out.skip_update = Some(ident);
+                    }
                 } else if meta.path.is_ident("crate") {
                     cx.error(
                         &meta.path,
@@ -167,24 +177,42 @@ fn column_ident(input: ParseStream<'_>) -> syn::Result<Ident> {
     }
 }
 
-fn set_once<T>(cx: &mut Ctxt, slot: &mut Option<T>, value: T, at: &Path) {
-    if slot.is_some() {
-        cx.error(
-            at,
-            format!("duplicate #[occ({})]", path_name(at)),
-            "write each occ attribute once",
-        );
-    } else {
-        *slot = Some(value);
+/// Records an occ key of one struct or field; a key written twice is reported
+/// at both places, since either one may be the one to delete.
+fn first_time(cx: &mut Ctxt, seen: &mut Vec<Path>, at: &Path) -> bool {
+    let name = path_name(at);
+    match seen.iter().find(|p| path_name(p) == name) {
+        Some(first) => {
+            let help = format!("remove one of the two #[occ({name})]");
+            cx.error(first, format!("`{name}` is given twice: first here"), &help);
+            cx.error(at, format!("`{name}` is given twice: again here"), &help);
+            false
+        }
+        None => {
+            seen.push(at.clone());
+            true
+        }
     }
 }
 
 fn unknown_key(cx: &mut Ctxt, meta: &ParseNestedMeta<'_>, valid: &str) -> syn::Result<()> {
-    cx.error(
-        &meta.path,
-        format!("unknown occ attribute `{}`", path_name(&meta.path)),
-        format!("the occ attributes here are: {valid}"),
-    );
+    let name = path_name(&meta.path);
+    // occ reads these from diesel's own attribute so they are written once.
+    let diesel = match name.as_str() {
+        "table" | "table_name" => Some("table_name = ..."),
+        "primary_key" | "key" | "id" => Some("primary_key(...)"),
+        "column" | "column_name" | "rename" => Some("column_name = ..."),
+        "serialize_as" => Some("serialize_as = ..."),
+        _ => None,
+    };
+    match diesel {
+        Some(diesel) => cx.error(
+            &meta.path,
+            format!("unknown occ attribute `{name}`: occ reads this from diesel's own attribute"),
+            format!("write #[diesel({diesel})] instead"),
+        ),
+        None => cx.error(&meta.path, format!("unknown occ attribute `{name}`"), valid),
+    }
     skip_value(meta.input)
 }
 

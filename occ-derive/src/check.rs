@@ -1,6 +1,7 @@
 //! Checks across attributes and fields, and the roles they give each field.
 
 use proc_macro2::Ident;
+use quote::ToTokens;
 use syn::{GenericArgument, PathArguments, Type};
 
 use crate::ast::{Field, Input};
@@ -24,20 +25,37 @@ pub fn roles<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Option<Roles<'i, 'a
     // Two version columns would leave the other one unchecked: point at each so
     // the user sees both candidates.
     if versions.len() > 1 {
+        let names = versions
+            .iter()
+            .map(|f| format!("`{}`", f.ident))
+            .collect::<Vec<_>>()
+            .join(", ");
         for field in &versions {
             cx.error(
                 field.attrs.version.as_ref(),
-                "more than one field is marked #[occ(version)]",
-                "a model has exactly one version column; keep #[occ(version)] on one field",
+                format!("#[occ(version)] is on more than one field: {names}"),
+                "a model has exactly one version column: keep #[occ(version)] on one field",
             );
         }
     }
     let Some(version) = versions.first().copied() else {
-        cx.error(
-            &input.original.ident,
-            format!("`{}` has no version field", input.original.ident),
-            "mark the field that holds the row's version with #[occ(version)] (an i16, i32, i64 or chrono::NaiveDateTime column)",
+        // A field named `version` is the likely culprit: point at it.
+        let problem = format!(
+            "`{}` has no field marked #[occ(version)]",
+            input.original.ident
         );
+        match input.fields.iter().find(|f| f.ident == "version") {
+            Some(field) => cx.error(
+                field.ident,
+                problem,
+                format!("if `{}` holds the row's version, put #[occ(version)] above it", field.ident),
+            ),
+            None => cx.error(
+                &input.original.ident,
+                problem,
+                "mark the field that holds the row's version with #[occ(version)] (an i16, i32, i64 or chrono::NaiveDateTime column)",
+            ),
+        }
         return None;
     };
     check_version_type(cx, version);
@@ -107,10 +125,19 @@ fn key_fields<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Vec<&'i Field<'a>>
             .filter_map(|name| {
                 let field = find(name);
                 if field.is_none() {
+                    let fields = input
+                        .fields
+                        .iter()
+                        .map(|f| format!("`{}`", f.ident))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     cx.error(
                         name,
-                        format!("primary_key names `{name}`, which is not a field of `{}`", input.original.ident),
-                        "list the struct's key fields in #[diesel(primary_key(...))], by field name",
+                        format!(
+                            "primary_key names `{name}`, which is not a field of `{}`",
+                            input.original.ident
+                        ),
+                        format!("name key fields by their field name; the fields are {fields}"),
                     );
                 }
                 field
@@ -121,8 +148,8 @@ fn key_fields<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Vec<&'i Field<'a>>
             None => {
                 cx.error(
                     &input.original.ident,
-                    format!("`{}` has no field `id`, and no #[diesel(primary_key(...))]", input.original.ident),
-                    "name the key fields with #[diesel(primary_key(field, ...))]",
+                    format!("`{}` has no field `id` and no #[diesel(primary_key(...))], so occ cannot tell which row it is", input.original.ident),
+                    "name the key fields above the struct: #[diesel(primary_key(field, ...))]",
                 );
                 Vec::new()
             }
@@ -135,20 +162,30 @@ fn key_fields<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Vec<&'i Field<'a>>
 /// message lists the supported types.
 fn check_version_type(cx: &mut Ctxt, field: &Field<'_>) {
     const HELP: &str = "use an i16, i32, i64 or chrono::NaiveDateTime (occ's `chrono` feature) column as the version";
-    let problem = match field.ty {
+    let name = field.ident;
+    let (problem, help) = match field.ty {
         Type::Path(path) => match path.path.segments.last() {
             Some(last) if last.ident == "Option" => {
-                Some("a version column cannot be nullable: a NULL version never compares equal")
+                let inner = match &last.arguments {
+                    PathArguments::AngleBracketed(args) => args.args.to_token_stream().to_string().replace(" ", ""),
+                    _ => "i32".to_owned(),
+                };
+                (
+                    format!("the version field `{name}` is nullable: a NULL version never compares equal, so the row could never be written"),
+                    format!("make the column NOT NULL (e.g. `version INTEGER NOT NULL DEFAULT 0`) and the field `{inner}`"),
+                )
             }
-            Some(last) if matches!(&last.arguments, PathArguments::AngleBracketed(args) if args.args.iter().any(|a| matches!(a, GenericArgument::Type(_)))) => {
-                Some("a version must be a single scalar column, not a container type")
-            }
-            _ => None,
+            Some(last) if matches!(&last.arguments, PathArguments::AngleBracketed(args) if args.args.iter().any(|a| matches!(a, GenericArgument::Type(_)))) => (
+                format!("the version field `{name}` has a container type: a version is one scalar column"),
+                HELP.to_owned(),
+            ),
+            _ => return,
         },
-        Type::Group(_) | Type::Paren(_) | Type::Macro(_) | Type::Verbatim(_) => None,
-        _ => Some("a version must be a single scalar column, not a compound type"),
+        Type::Group(_) | Type::Paren(_) | Type::Macro(_) | Type::Verbatim(_) => return,
+        _ => (
+            format!("the version field `{name}` has a compound type: a version is one scalar column"),
+            HELP.to_owned(),
+        ),
     };
-    if let Some(problem) = problem {
-        cx.error(field.ty, format!("`{}`: {problem}", field.ident), HELP);
-    }
+    cx.error(field.ty, problem, help);
 }

@@ -1,8 +1,8 @@
 //! Emits `impl Optimistic`: a description of the model in diesel types. The
 //! behaviour it enables lives in occ-runtime.
 
-use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Path};
@@ -38,39 +38,51 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
         quote_spanned!(col.span()=> #table::#col)
     };
 
+    let mut bounds = Bounds {
+        diesel: &diesel,
+        table: &table,
+        type_params: input
+            .original
+            .generics
+            .type_params()
+            .map(|p| p.ident.clone())
+            .collect(),
+        sql_types: Vec::new(),
+        predicates: Vec::new(),
+    };
+    for field in &roles.keys {
+        let traits = vec![quote!(::core::clone::Clone), quote!(::core::fmt::Debug)];
+        bounds.field(field.ty, &column(field), false, traits);
+    }
+    for field in &roles.writable {
+        let traits = vec![quote!(::core::clone::Clone)];
+        bounds.field(field_value_type(field), &column(field), true, traits);
+    }
+    let version = roles.version;
+    bounds.field(
+        version.ty,
+        &column(version),
+        true,
+        vec![quote!(#private::Version)],
+    );
+
     let ident = &input.original.ident;
     let mut generics = input.original.generics.clone();
-    {
-        // Bounds on the field types: trivially true for concrete types, and the
-        // bounds a generic field needs. Spanned at the field so a type that does
-        // not fit the column is reported there.
-        let where_clause = generics.make_where_clause();
-        for field in roles.keys.iter().chain(&roles.writable) {
-            let ty = field_value_type(field);
-            let col = column(field);
-            where_clause
-                .predicates
-                .push(syn::parse_quote_spanned!(ty.span()=>
-                    #ty: ::core::clone::Clone + #diesel::expression::AsExpression<
-                        <#col as #diesel::expression::Expression>::SqlType>
-                ));
-        }
-        for field in &roles.keys {
-            let ty = field.ty;
-            where_clause
-                .predicates
-                .push(syn::parse_quote_spanned!(ty.span()=> #ty: ::core::fmt::Debug));
-        }
-        let version_ty = roles.version.ty;
-        where_clause
-            .predicates
-            .push(syn::parse_quote_spanned!(version_ty.span()=> #version_ty: #private::Version));
-    }
-    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    generics.params.extend(
+        bounds.sql_types.iter().map(|t| -> syn::GenericParam {
+            syn::parse_quote!(#t: #diesel::sql_types::SingleValue)
+        }),
+    );
+    generics
+        .make_where_clause()
+        .predicates
+        .extend(bounds.predicates);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let (_, ty_generics, _) = input.original.generics.split_for_impl();
 
     // Key: the field's type, or a tuple of them; its predicate `a = ? AND b = ?`.
     let key_vars: Vec<Ident> = (0..roles.keys.len())
-        .map(|i| format_ident!("__key{}", i))
+        .map(|i| local(&format!("__occ_key{i}")))
         .collect();
     let key_tys: Vec<&syn::Type> = roles.keys.iter().map(|f| f.ty).collect();
     let key_idents: Vec<&Ident> = roles.keys.iter().map(|f| f.ident).collect();
@@ -117,6 +129,9 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
         key_predicate = quote!(#diesel::BoolExpressionMethods::and(#key_predicate, #eq));
     }
 
+    // Bindings are prefixed: a unit struct or const of the same name in the
+    // user's module would turn a binding into a pattern (even at mixed-site).
+    let (key_arg, version_arg) = (local("__occ_key"), local("__occ_version"));
     let version_field = roles.version.ident;
     let version_ty = roles.version.ty;
     let version_col = column(roles.version);
@@ -169,22 +184,22 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
                     &self.#version_field
                 }
 
-                fn set_version(&mut self, version: Self::Version) {
-                    self.#version_field = version;
+                fn set_version(&mut self, #version_arg: Self::Version) {
+                    self.#version_field = #version_arg;
                 }
 
-                fn key_predicate(key: Self::Key) -> Self::KeyPredicate {
-                    let #key_pattern = key;
+                fn key_predicate(#key_arg: Self::Key) -> Self::KeyPredicate {
+                    let #key_pattern = #key_arg;
                     #key_predicate
                 }
 
-                fn version_predicate(version: Self::Version) -> Self::VersionPredicate {
-                    #diesel::ExpressionMethods::eq(#version_col, version)
+                fn version_predicate(#version_arg: Self::Version) -> Self::VersionPredicate {
+                    #diesel::ExpressionMethods::eq(#version_col, #version_arg)
                 }
 
-                fn version_assignment(version: Self::Version) -> Self::VersionAssignment {
+                fn version_assignment(#version_arg: Self::Version) -> Self::VersionAssignment {
                     #diesel::query_builder::AsChangeset::as_changeset(
-                        #diesel::ExpressionMethods::eq(#version_col, version),
+                        #diesel::ExpressionMethods::eq(#version_col, #version_arg),
                     )
                 }
 
@@ -192,13 +207,139 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
                     #changeset
                 }
 
-                fn describe_key(key: &Self::Key) -> ::std::string::String {
-                    let #key_pattern = key;
+                fn describe_key(#key_arg: &Self::Key) -> ::std::string::String {
+                    let #key_pattern = #key_arg;
                     #private::describe_key(&[#((#key_names, #key_vars as &dyn ::core::fmt::Debug),)*])
                 }
             }
         };
     }
+}
+
+/// The where clauses on the field types, and the impl parameters they need.
+///
+/// Each is spanned at the field so a type that does not fit its column is
+/// reported there. For a concrete type they are trivially true, but rustc still
+/// checks them. A type that only borrows gets no `AsExpression` bound: a where
+/// clause naming a lifetime would shadow diesel's impls and keep its
+/// `Expression` from normalizing.
+///
+/// A type naming a type parameter also needs the `AsChangeset` of its
+/// assignment, which names `<T as AsExpression<ST>>::Expression`. rustc
+/// normalizes where clauses against the clauses as written, so `ST` must be a
+/// parameter of the impl (`__OccSqlTypeN`, fixed by `col: Expression<SqlType =
+/// __OccSqlTypeN>`) rather than `<col as Expression>::SqlType`, which would be
+/// normalized to the concrete type and no longer match the clause.
+struct Bounds<'a> {
+    diesel: &'a TokenStream,
+    table: &'a Path,
+    type_params: Vec<Ident>,
+    sql_types: Vec<Ident>,
+    predicates: Vec<syn::WherePredicate>,
+}
+
+impl Bounds<'_> {
+    /// `ty: traits + AsExpression<column's SQL type>`, as the type allows.
+    fn field(
+        &mut self,
+        ty: &syn::Type,
+        col: &TokenStream,
+        assigned: bool,
+        mut traits: Vec<TokenStream>,
+    ) {
+        let (diesel, table, span) = (self.diesel, self.table, ty.span());
+        match mentions(ty, &self.type_params) {
+            Mentions::Nothing => traits.push(quote!(#diesel::expression::AsExpression<
+                <#col as #diesel::expression::Expression>::SqlType>)),
+            Mentions::Lifetime => {}
+            Mentions::TypeParam => {
+                let sql_type = Ident::new(
+                    &format!("__OccSqlType{}", self.sql_types.len()),
+                    Span::call_site(),
+                );
+                self.push(
+                    span,
+                    quote!(#col: #diesel::expression::Expression<SqlType = #sql_type>),
+                );
+                traits.push(quote!(#diesel::expression::AsExpression<#sql_type>));
+                if assigned {
+                    self.push(
+                        span,
+                        quote!(#diesel::dsl::Eq<#col, #ty>:
+                        #diesel::query_builder::AsChangeset<Target = #table::table>),
+                    );
+                }
+                self.sql_types.push(sql_type);
+            }
+        }
+        // The field's own type keeps its spans.
+        let traits = respan(quote!(: #(#traits)+*), span);
+        self.predicates.push(syn::parse_quote!(#ty #traits));
+    }
+
+    fn push(&mut self, span: Span, predicate: TokenStream) {
+        let predicate = respan(predicate, span);
+        self.predicates.push(syn::parse_quote!(#predicate));
+    }
+}
+
+/// Gives every token of a bound the span of the field's type, so an unmet bound
+/// (an unsupported version type, a value that does not fit its column) is
+/// reported at the user's field rather than at the derive. The paths are
+/// absolute or the user's own (`products::qty`), which resolve at the field as
+/// they do at the derive.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// An identifier for a binding of the generated code.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::call_site())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mentions {
+    Nothing,
+    /// A lifetime other than `'static`, and no type parameter.
+    Lifetime,
+    TypeParam,
+}
+
+/// Which of the struct's generic parameters a field's type names.
+fn mentions(ty: &syn::Type, type_params: &[Ident]) -> Mentions {
+    fn scan(tokens: TokenStream, type_params: &[Ident], found: &mut Mentions) {
+        let mut after_quote = false;
+        for tt in tokens {
+            match &tt {
+                TokenTree::Group(group) => scan(group.stream(), type_params, found),
+                TokenTree::Ident(ident) => {
+                    if after_quote && ident != "static" && *found == Mentions::Nothing {
+                        *found = Mentions::Lifetime;
+                    } else if !after_quote && type_params.contains(ident) {
+                        *found = Mentions::TypeParam;
+                    }
+                }
+                _ => {}
+            }
+            after_quote = matches!(&tt, TokenTree::Punct(p) if p.as_char() == '\'');
+        }
+    }
+    let mut found = Mentions::Nothing;
+    scan(ty.to_token_stream(), type_params, &mut found);
+    found
 }
 
 /// The type a field is written as: its own, or `serialize_as`.

@@ -1,0 +1,9 @@
+use occ::prelude::*;
+
+#[derive(Optimistic)]
+union Product {
+    id: i32,
+    version: i64,
+}
+
+fn main() {}
