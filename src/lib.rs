@@ -3,9 +3,15 @@
 
 pub use occ_derive::Optimistic;
 pub use occ_runtime::{
-    describe_key, DeleteStatement, FindStatement, OccError, Optimistic, OptimisticDsl,
+    describe_key, retry, transaction_depth, DeleteStatement, Dialect, FindStatement, Isolation,
+    LockDsl, Locked, OccConnection, OccError, Optimistic, OptimisticDsl, RetryPolicy, RowLocking,
     UpdateStatement, Version, VersionProbe,
 };
+
+/// Row-lock builders: strengths, wait policies and the lock clause.
+pub mod lock {
+    pub use occ_runtime::lock::*;
+}
 
 /// The statements behind occ's operations, as diesel query fragments.
 pub mod query {
@@ -13,11 +19,12 @@ pub mod query {
 }
 
 /// `use occ::prelude::*;` brings diesel's prelude, the derive, the traits whose
-/// methods occ adds, and [`OccError`].
+/// methods occ adds ([`OptimisticDsl`], [`LockDsl`]), [`RetryPolicy`],
+/// [`Isolation`] and [`OccError`].
 pub mod prelude {
     pub use diesel::prelude::*;
 
-    pub use crate::{OccError, Optimistic, OptimisticDsl};
+    pub use crate::{Isolation, LockDsl, OccError, Optimistic, OptimisticDsl, RetryPolicy};
 }
 
 #[doc(hidden)]

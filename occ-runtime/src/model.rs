@@ -10,7 +10,9 @@ use diesel::query_dsl::methods::LoadQuery;
 use diesel::query_source::{Column, Table};
 use diesel::{Connection, OptionalExtension, RunQueryDsl, Selectable};
 
+use crate::connection::RowLocking;
 use crate::error::OccError;
+use crate::lock::{AllTables, Exclusive, RowLock, Shared, Wait};
 use crate::query::{SelectByKey, VersionedDelete, VersionedUpdate};
 use crate::version::Version;
 
@@ -195,6 +197,31 @@ pub trait OptimisticDsl: Optimistic {
         .execute(conn);
         check_write::<Self, C>(conn, written, key, &expected)?;
         Ok(next)
+    }
+
+    /// Reads the row with `key` and locks it `FOR UPDATE` until the transaction
+    /// ends; [`OccError::NotFound`] if there is none,
+    /// [`OccError::NotInTransaction`] outside a transaction.
+    fn find_exclusive<C>(conn: &mut C, key: Self::Key) -> Result<Self, OccError>
+    where
+        C: RowLocking,
+        Self: Selectable<C::Backend>,
+        FindStatement<Self, C::Backend, RowLock<Exclusive, Wait, AllTables>>:
+            LoadQuery<'static, C, Self>,
+    {
+        crate::lock::find_locked::<Self, C, Exclusive>(conn, key)
+    }
+
+    /// Reads the row with `key` and locks it `FOR SHARE` (`LOCK IN SHARE MODE`
+    /// on MariaDB) until the transaction ends.
+    fn find_shared<C>(conn: &mut C, key: Self::Key) -> Result<Self, OccError>
+    where
+        C: RowLocking,
+        Self: Selectable<C::Backend>,
+        FindStatement<Self, C::Backend, RowLock<Shared, Wait, AllTables>>:
+            LoadQuery<'static, C, Self>,
+    {
+        crate::lock::find_locked::<Self, C, Shared>(conn, key)
     }
 }
 

@@ -60,6 +60,38 @@ macro_rules! per_backend {
     };
 }
 
+/// Like [`per_backend!`], for what only the server backends can do (row
+/// locks): modules `postgres` and `mysql`.
+#[macro_export]
+macro_rules! per_server {
+    ($(fn $name:ident($db:ident) $body:block)*) => {
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let Some($db) = $crate::common::PgDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    $body
+                }
+            )*
+        }
+        #[cfg(feature = "mysql")]
+        mod mysql {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let Some($db) = $crate::common::MysqlDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
 /// What each backend calls the column types a test table needs.
 pub struct Dialect {
     /// A timestamp with microseconds.

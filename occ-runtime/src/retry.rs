@@ -1,0 +1,190 @@
+//! Run a transaction again when the database says trying again can succeed.
+
+use core::time::Duration;
+use std::hash::{BuildHasher, RandomState};
+
+use crate::connection::{transaction_depth, Isolation, OccConnection};
+use crate::error::OccError;
+
+/// When and how often [`retry`] runs a transaction again.
+///
+/// The default: 10 attempts, backoff from 2 ms doubling up to 200 ms with full
+/// jitter, retrying [`OccError::is_retryable`] errors but not lock failures, at
+/// the backend's default isolation level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    retry_lock_failures: bool,
+    isolation: Option<Isolation>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(2),
+            max_backoff: Duration::from_millis(200),
+            retry_lock_failures: false,
+            isolation: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// How many times the transaction runs at most, the first included
+    /// (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The longest pause before the first retry; each further retry doubles it,
+    /// up to [`max_backoff`](Self::max_backoff). The pause is drawn at random
+    /// between zero and that bound, so racing writers spread out.
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The bound on one pause between attempts.
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// Also retry [`OccError::LockNotAvailable`] and [`OccError::LockTimeout`]
+    /// (off by default: with `NOWAIT` or a timeout a caller usually wants to
+    /// do something else than wait again).
+    pub fn retry_lock_failures(mut self, retry: bool) -> Self {
+        self.retry_lock_failures = retry;
+        self
+    }
+
+    /// Run each attempt at this isolation level. PostgreSQL and MySQL/MariaDB
+    /// set it per transaction; SQLite's transactions are always serializable.
+    /// Under `RepeatableRead` and `Serializable`, PostgreSQL reports concurrent
+    /// writes as [`OccError::SerializationFailure`], which is retried.
+    pub fn isolation(mut self, level: Isolation) -> Self {
+        self.isolation = Some(level);
+        self
+    }
+
+    /// Whether `error`, after `attempt` attempts, is worth another one.
+    pub fn should_retry(&self, error: &OccError, attempt: u32) -> bool {
+        attempt < self.max_attempts
+            && (error.is_retryable() || (self.retry_lock_failures && error.is_lock_failure()))
+    }
+
+    /// The pause after attempt `attempt` (1-based): random in
+    /// `[0, min(max_backoff, initial_backoff * 2^(attempt-1))]`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doubling = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(31))
+            .unwrap_or(u32::MAX);
+        let bound = self
+            .initial_backoff
+            .saturating_mul(doubling)
+            .min(self.max_backoff);
+        let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(random_u64() % (nanos + 1))
+    }
+}
+
+/// Std's `RandomState` is seeded per instance from the OS: enough for jitter,
+/// without a dependency.
+fn random_u64() -> u64 {
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+/// Runs `body` in its own top-level transaction, commits on `Ok`, rolls back on
+/// `Err`, and runs it again for errors that another attempt can get past
+/// ([`OccError::is_retryable`], and lock failures if the policy says so), up to
+/// the policy's attempts; then returns the last error.
+///
+/// **`body` must read everything it uses on every attempt.** A value read
+/// before `retry`, or kept from an earlier attempt, is what the conflict was
+/// about: writing it back again just fails again, or under a lock writes stale
+/// data. Load, lock, decide and write inside the closure.
+///
+/// Called inside an open transaction, it returns
+/// [`OccError::RetryInsideTransaction`] without running `body`: after an error
+/// PostgreSQL refuses every further statement of the transaction, and InnoDB
+/// rolls it back whole on a deadlock, so only the outermost transaction can
+/// be tried again.
+///
+/// ```
+/// # use occ::prelude::*;
+/// # diesel::table! { counters (id) { id -> Integer, value -> Integer, version -> Integer } }
+/// # #[derive(Queryable, Selectable, Optimistic)]
+/// # struct Counter { id: i32, value: i32, #[occ(version)] version: i32 }
+/// # fn main() -> Result<(), OccError> {
+/// # let mut conn = SqliteConnection::establish(":memory:").unwrap();
+/// # diesel::sql_query("CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, version INTEGER NOT NULL)").execute(&mut conn)?;
+/// # diesel::sql_query("INSERT INTO counters VALUES (1, 0, 0)").execute(&mut conn)?;
+/// let value = occ::retry(&mut conn, &RetryPolicy::default().max_attempts(50), |conn| {
+///     let mut counter: Counter = counters::table.find(1).select(Counter::as_select()).first(conn)?;
+///     counter.value += 1;
+///     counter.update_versioned(conn)?;
+///     Ok(counter.value)
+/// })?;
+/// assert_eq!(value, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub fn retry<C, T, F>(conn: &mut C, policy: &RetryPolicy, mut body: F) -> Result<T, OccError>
+where
+    C: OccConnection,
+    F: FnMut(&mut C) -> Result<T, OccError>,
+{
+    let depth = transaction_depth(conn)?;
+    if depth > 0 {
+        return Err(OccError::RetryInsideTransaction { depth });
+    }
+    let mut attempt = 1;
+    loop {
+        match conn.__occ_transaction(policy.isolation, &mut body) {
+            Ok(value) => return Ok(value),
+            Err(error) if policy.should_retry(&error, attempt) => {
+                std::thread::sleep(policy.backoff(attempt));
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_bound() {
+        let policy = RetryPolicy::default()
+            .initial_backoff(Duration::from_millis(4))
+            .max_backoff(Duration::from_millis(20));
+        for _ in 0..200 {
+            assert!(policy.backoff(1) <= Duration::from_millis(4));
+            assert!(policy.backoff(2) <= Duration::from_millis(8));
+            assert!(policy.backoff(40) <= Duration::from_millis(20));
+        }
+        let spread: std::collections::HashSet<_> = (0..50).map(|_| policy.backoff(3)).collect();
+        assert!(spread.len() > 10, "jitter should spread pauses: {spread:?}");
+    }
+
+    #[test]
+    fn lock_failures_need_opting_in() {
+        let timeout = OccError::LockTimeout(diesel::result::Error::NotFound);
+        assert!(!RetryPolicy::default().should_retry(&timeout, 1));
+        assert!(RetryPolicy::default()
+            .retry_lock_failures(true)
+            .should_retry(&timeout, 1));
+        let deadlock = OccError::Deadlock(diesel::result::Error::NotFound);
+        assert!(RetryPolicy::default().should_retry(&deadlock, 9));
+        assert!(!RetryPolicy::default().should_retry(&deadlock, 10));
+    }
+}
