@@ -117,25 +117,7 @@ fn random_u64() -> u64 {
 /// rolls it back whole on a deadlock, so only the outermost transaction can
 /// be tried again.
 ///
-/// ```
-/// # use occ::prelude::*;
-/// # diesel::table! { counters (id) { id -> Integer, value -> Integer, version -> Integer } }
-/// # #[derive(Queryable, Selectable, Optimistic)]
-/// # struct Counter { id: i32, value: i32, #[occ(version)] version: i32 }
-/// # fn main() -> Result<(), OccError> {
-/// # let mut conn = SqliteConnection::establish(":memory:").unwrap();
-/// # diesel::sql_query("CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, version INTEGER NOT NULL)").execute(&mut conn)?;
-/// # diesel::sql_query("INSERT INTO counters VALUES (1, 0, 0)").execute(&mut conn)?;
-/// let value = occ::retry(&mut conn, &RetryPolicy::default().max_attempts(50), |conn| {
-///     let mut counter: Counter = counters::table.find(1).select(Counter::as_select()).first(conn)?;
-///     counter.value += 1;
-///     counter.update_versioned(conn)?;
-///     Ok(counter.value)
-/// })?;
-/// assert_eq!(value, 1);
-/// # Ok(())
-/// # }
-/// ```
+/// See the `occ` crate's documentation for an example.
 pub fn retry<C, T, F>(conn: &mut C, policy: &RetryPolicy, mut body: F) -> Result<T, OccError>
 where
     C: OccConnection,

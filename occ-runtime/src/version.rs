@@ -22,6 +22,7 @@ pub trait Version: Clone + PartialEq + Debug + Display + Send + Sync + 'static {
 // wrapped value is as good as any other, and a row at `MAX` stays writable.
 macro_rules! integer_version {
     ($($t:ty),*) => {$(
+        #[diagnostic::do_not_recommend]
         impl Version for $t {
             fn next(&self) -> Self {
                 self.wrapping_add(1)
@@ -37,6 +38,7 @@ integer_version!(i16, i32, i64);
 /// later than the old one: two writes within one clock tick, or a clock that
 /// stepped back, still produce a new version.
 #[cfg(feature = "chrono")]
+#[diagnostic::do_not_recommend]
 impl Version for chrono::NaiveDateTime {
     fn next(&self) -> Self {
         use chrono::{Duration, DurationRound, Utc};
