@@ -1,0 +1,297 @@
+//! `occ::retry` (issue 3) on every backend: racing writers all land, a
+//! transaction that keeps failing gives up with its last error, a retry inside
+//! a transaction refuses to run, and lock failures are retried only on request.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
+
+use common::TestDb;
+use occ::prelude::*;
+
+diesel::table! {
+    counters (id) {
+        id -> Integer,
+        value -> Integer,
+        version -> Integer,
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Optimistic, Debug, Clone, PartialEq)]
+#[diesel(table_name = counters)]
+struct Counter {
+    id: i32,
+    value: i32,
+    #[occ(version)]
+    version: i32,
+}
+
+fn setup<D: TestDb>(db: &D) -> D::Conn {
+    db.exec(
+        "CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, \
+         version INTEGER NOT NULL)",
+    );
+    db.exec("INSERT INTO counters (id, value, version) VALUES (1, 0, 0)");
+    db.conn()
+}
+
+fn a_conflict() -> OccError {
+    OccError::Conflict {
+        table: "counters",
+        key: "id = 1".into(),
+        expected: "0".into(),
+        actual: "1".into(),
+    }
+}
+
+per_backend! {
+    fn racing_increments_all_land(db) {
+        let _ = setup(&db);
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = 100;
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let conflicts = Arc::new(AtomicU32::new(0));
+        let policy = RetryPolicy::default().max_attempts(100);
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                let mut conn = db.conn();
+                let (barrier, attempts, conflicts, policy) =
+                    (barrier.clone(), attempts.clone(), conflicts.clone(), policy.clone());
+                s.spawn(move || {
+                    barrier.wait();
+                    for _ in 0..PER_THREAD {
+                        occ::retry(&mut conn, &policy, |conn| {
+                            attempts.fetch_add(1, Ordering::Relaxed);
+                            let mut counter: Counter = counters::table
+                                .find(1)
+                                .select(Counter::as_select())
+                                .first(conn)?;
+                            counter.value += 1;
+                            counter.update_versioned(conn).inspect_err(|e| {
+                                if e.is_retryable() {
+                                    conflicts.fetch_add(1, Ordering::Relaxed);
+                                }
+                            })
+                        })
+                        .expect("an increment gave up");
+                    }
+                });
+            }
+        });
+        let total: Counter = counters::table
+            .find(1)
+            .select(Counter::as_select())
+            .first(&mut db.conn())
+            .unwrap();
+        let attempts = attempts.load(Ordering::Relaxed);
+        let conflicts = conflicts.load(Ordering::Relaxed);
+        eprintln!(
+            "{}: {} increments, {attempts} attempts, {conflicts} retryable errors from update_versioned",
+            module_path!(),
+            THREADS * PER_THREAD
+        );
+        assert_eq!(total.value as usize, THREADS * PER_THREAD);
+        assert_eq!(total.version as usize, THREADS * PER_THREAD);
+        assert!(conflicts > 0, "8 racing writers never conflicted");
+        // Every extra attempt was caused by an error the closure saw (a read
+        // can also be told to retry on SQLite, so >= rather than ==).
+        assert!(attempts as usize >= THREADS * PER_THREAD + conflicts as usize);
+    }
+
+    fn gives_up_after_max_attempts_with_the_last_error(db) {
+        let mut conn = setup(&db);
+        let mut ran = 0;
+        let result: Result<(), OccError> = occ::retry(
+            &mut conn,
+            &RetryPolicy::default().max_attempts(3),
+            |_| {
+                ran += 1;
+                Err(OccError::Conflict {
+                    table: "counters",
+                    key: "id = 1".into(),
+                    expected: ran.to_string(),
+                    actual: "4".into(),
+                })
+            },
+        );
+        assert_eq!(ran, 3);
+        match result {
+            Err(OccError::Conflict { expected, .. }) => assert_eq!(expected, "3"),
+            other => panic!("expected the third conflict, got {other:?}"),
+        }
+    }
+
+    fn a_non_retryable_error_is_returned_at_once(db) {
+        let mut conn = setup(&db);
+        let mut ran = 0;
+        let result: Result<(), OccError> =
+            occ::retry(&mut conn, &RetryPolicy::default().max_attempts(5), |_| {
+                ran += 1;
+                Err(OccError::NotFound { table: "counters", key: "id = 9".into() })
+            });
+        assert_eq!(ran, 1);
+        assert!(result.unwrap_err().is_not_found());
+    }
+
+    fn an_attempt_that_fails_is_rolled_back(db) {
+        let mut conn = setup(&db);
+        let mut ran = 0;
+        let value = occ::retry(&mut conn, &RetryPolicy::default().max_attempts(3), |conn| {
+            ran += 1;
+            diesel::update(counters::table.find(1))
+                .set(counters::value.eq(counters::value + 10))
+                .execute(conn)?;
+            if ran < 3 {
+                return Err(a_conflict());
+            }
+            Ok(counters::table.find(1).select(counters::value).first::<i32>(conn)?)
+        })
+        .unwrap();
+        assert_eq!(ran, 3);
+        // Only the third attempt's +10 was committed.
+        assert_eq!(value, 10);
+        let stored: i32 = counters::table.find(1).select(counters::value).first(&mut conn).unwrap();
+        assert_eq!(stored, 10);
+    }
+
+    fn retry_inside_a_transaction_is_refused(db) {
+        let mut conn = setup(&db);
+        let mut ran = false;
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            let result = occ::retry(conn, &RetryPolicy::default(), |_| {
+                ran = true;
+                Ok(())
+            });
+            match result {
+                Err(OccError::RetryInsideTransaction { depth }) => assert_eq!(depth, 1),
+                other => panic!("expected RetryInsideTransaction, got {other:?}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(!ran, "the closure ran inside an open transaction");
+        // Outside, it runs.
+        occ::retry(&mut conn, &RetryPolicy::default(), |_| {
+            ran = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(ran);
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn serializable_isolation_is_applied_on_postgres() {
+    use diesel::sql_types::Text;
+
+    #[derive(QueryableByName)]
+    struct Level {
+        #[diesel(sql_type = Text)]
+        transaction_isolation: String,
+    }
+
+    let Some(db) = common::PgDb::new("retry::serializable_isolation_is_applied_on_postgres") else {
+        return;
+    };
+    let mut conn = db.conn();
+    let show = |conn: &mut PgConnection| -> Result<String, OccError> {
+        Ok(diesel::sql_query("SHOW transaction_isolation")
+            .get_result::<Level>(conn)?
+            .transaction_isolation)
+    };
+    let level = occ::retry(
+        &mut conn,
+        &RetryPolicy::default().isolation(Isolation::Serializable),
+        |conn| show(conn),
+    )
+    .unwrap();
+    assert_eq!(level, "serializable");
+    let level = occ::retry(
+        &mut conn,
+        &RetryPolicy::default().isolation(Isolation::RepeatableRead),
+        |conn| show(conn),
+    )
+    .unwrap();
+    assert_eq!(level, "repeatable read");
+    // Without a level, the server's default; the level did not stick.
+    let level = occ::retry(&mut conn, &RetryPolicy::default(), |conn| show(conn)).unwrap();
+    assert_eq!(level, "read committed");
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod server {
+    use super::*;
+
+    /// B's closure tries a NOWAIT lock on the row A holds; after its first
+    /// failure it lets A commit, so a second attempt would succeed. Returns how
+    /// many times the closure ran and what `retry` returned. (A macro: the
+    /// lock builders' bounds are per connection type.)
+    macro_rules! lock_failure_then_release {
+        ($db:expr, $policy:expr) => {{
+            let db = $db;
+            let _ = setup(db);
+            let mut a = db.conn();
+            let mut b = db.conn();
+            let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let (released_tx, released_rx) = std::sync::mpsc::channel::<()>();
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    a.transaction::<_, OccError, _>(|a| {
+                        counters::table
+                            .find(1)
+                            .select(counters::value)
+                            .exclusive()
+                            .load::<i32, _>(a)?;
+                        locked_tx.send(()).unwrap();
+                        // Bounded: the test fails rather than hangs if B never asks.
+                        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(5));
+                        Ok(())
+                    })
+                    .unwrap();
+                    released_tx.send(()).unwrap();
+                });
+                locked_rx.recv().unwrap();
+                let mut ran = 0;
+                let result = occ::retry(&mut b, &$policy, |b| {
+                    ran += 1;
+                    let got = counters::table
+                        .find(1)
+                        .select(counters::value)
+                        .exclusive()
+                        .nowait()
+                        .get_result::<i32, _>(b);
+                    if ran == 1 {
+                        release_tx.send(()).unwrap();
+                        released_rx
+                            .recv_timeout(std::time::Duration::from_secs(5))
+                            .unwrap();
+                    }
+                    got
+                });
+                (ran, result)
+            })
+        }};
+    }
+
+    per_server! {
+        fn lock_failures_are_not_retried_by_default(db) {
+            let (ran, result) = lock_failure_then_release!(&db, RetryPolicy::default());
+            assert_eq!(ran, 1);
+            match result {
+                Err(OccError::LockNotAvailable(_)) => {}
+                other => panic!("expected LockNotAvailable, got {other:?}"),
+            }
+        }
+
+        fn lock_failures_are_retried_on_request(db) {
+            let (ran, result) =
+                lock_failure_then_release!(&db, RetryPolicy::default().retry_lock_failures(true));
+            assert_eq!(ran, 2);
+            assert_eq!(result.unwrap(), 0);
+        }
+    }
+}
