@@ -33,30 +33,7 @@ macro_rules! per_backend {
                 }
             )*
         }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                #[test]
-                fn $name() {
-                    let Some($db) = $crate::common::PgDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
-                    $body
-                }
-            )*
-        }
-        #[cfg(feature = "mysql")]
-        mod mysql {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                #[test]
-                fn $name() {
-                    let Some($db) = $crate::common::MysqlDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
-                    $body
-                }
-            )*
-        }
+        $crate::per_server! { $(fn $name($db) $body)* }
     };
 }
 
