@@ -66,7 +66,9 @@ fn update(c: &mut Criterion) {
     group.bench_function("occ update_versioned", |b| {
         b.iter(|| {
             product.qty += 1;
-            product.update_versioned(&mut conn).expect("versioned update");
+            product
+                .update_versioned(&mut conn)
+                .expect("versioned update");
         })
     });
 
