@@ -592,3 +592,115 @@ per_server! {
         assert_eq!(values, [50, 150], "the transfer ran after the reader");
     }
 }
+
+/// PostgreSQL only: its four strengths and the anomaly a plain read allows
+/// under READ COMMITTED.
+#[cfg(feature = "postgres")]
+mod pg_only {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Strength {
+        KeyShare,
+        Share,
+        NoKeyUpdate,
+        Update,
+    }
+    use Strength::*;
+
+    fn lock(conn: &mut PgConnection, strength: Strength, nowait: bool) -> Result<i32, OccError> {
+        let q = items::table.find(1).select(items::id);
+        match (strength, nowait) {
+            (KeyShare, false) => q.key_shared().get_result(conn),
+            (KeyShare, true) => q.key_shared().nowait().get_result(conn),
+            (Share, false) => q.shared().get_result(conn),
+            (Share, true) => q.shared().nowait().get_result(conn),
+            (NoKeyUpdate, false) => q.no_key_exclusive().get_result(conn),
+            (NoKeyUpdate, true) => q.no_key_exclusive().nowait().get_result(conn),
+            (Update, false) => q.exclusive().get_result(conn),
+            (Update, true) => q.exclusive().nowait().get_result(conn),
+        }
+    }
+
+    /// PostgreSQL's documented row-lock conflicts ("Conflicting Row-Level Locks").
+    fn conflicts(held: Strength, tried: Strength) -> bool {
+        match held {
+            KeyShare => tried == Update,
+            Share => matches!(tried, NoKeyUpdate | Update),
+            NoKeyUpdate => matches!(tried, Share | NoKeyUpdate | Update),
+            Update => true,
+        }
+    }
+
+    #[test]
+    fn strength_pairs_match_the_conflict_table() {
+        let Some(db) = common::PgDb::new("locks::pg_only::strength_pairs_match_the_conflict_table")
+        else {
+            return;
+        };
+        items(&db, 1);
+        let mut a = db.conn();
+        let mut b = bounded(&db);
+        let mut seen = Vec::new();
+        for held in [KeyShare, Share, NoKeyUpdate, Update] {
+            for tried in [KeyShare, Share, NoKeyUpdate, Update] {
+                a.transaction::<_, OccError, _>(|a| {
+                    lock(a, held, false)?;
+                    let result = b.transaction(|b| lock(b, tried, true));
+                    match result {
+                        Ok(1) => assert!(
+                            !conflicts(held, tried),
+                            "{held:?} then {tried:?} should conflict"
+                        ),
+                        Err(OccError::LockNotAvailable(_)) => {
+                            assert!(
+                                conflicts(held, tried),
+                                "{held:?} then {tried:?} should not conflict"
+                            )
+                        }
+                        other => panic!("{held:?} then {tried:?}: {other:?}"),
+                    }
+                    seen.push((held, tried, result.is_err()));
+                    Ok(())
+                })
+                .unwrap();
+            }
+        }
+        assert_eq!(seen.len(), 16);
+        // 1 + 2 + 3 + 4 conflicting pairs.
+        assert_eq!(seen.iter().filter(|(_, _, refused)| *refused).count(), 10);
+    }
+
+    /// Without the shared lock, under READ COMMITTED, the same reader sees
+    /// the transfer half: the read skew the lock prevents.
+    #[test]
+    fn a_plain_first_read_allows_read_skew() {
+        let Some(db) = common::PgDb::new("locks::pg_only::a_plain_first_read_allows_read_skew")
+        else {
+            return;
+        };
+        items(&db, 2);
+        let mut reader = db.conn();
+        let mut mover = bounded(&db);
+        let total = reader
+            .transaction::<_, OccError, _>(|c| {
+                let first: i32 = items::table.find(1).select(items::value).first(c)?;
+                mover.transaction::<_, OccError, _>(|m| {
+                    diesel::update(items::table.find(1))
+                        .set(items::value.eq(items::value - 50))
+                        .execute(m)?;
+                    diesel::update(items::table.find(2))
+                        .set(items::value.eq(items::value + 50))
+                        .execute(m)?;
+                    Ok(())
+                })?;
+                let second: i32 = items::table.find(2).select(items::value).first(c)?;
+                Ok(first + second)
+            })
+            .unwrap();
+        assert_eq!(
+            total, 250,
+            "read skew: the old first account plus the new second"
+        );
+    }
+}
