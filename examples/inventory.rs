@@ -42,6 +42,12 @@
 //!     cargo run --features mysql --example inventory
 //! ```
 
+// Built without any backend, it only prints which feature to add.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code, unused_macros)
+)]
+
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Barrier;
@@ -77,6 +83,7 @@ const PURCHASES_PER_WORKER: usize = 200;
 const RACE_WINDOW: Duration = Duration::from_micros(50);
 /// How often the SQLite pessimistic loop tries `BEGIN IMMEDIATE` again after
 /// `busy_timeout` ran out.
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_ATTEMPTS: u32 = 20;
 
 const CREATE_TABLE: &str = "CREATE TABLE products (\
