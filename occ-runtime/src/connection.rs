@@ -31,6 +31,7 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     fn sql(self) -> &'static str {
         match self {
             Self::ReadCommitted => "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",

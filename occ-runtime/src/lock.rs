@@ -93,6 +93,8 @@ impl WaitPolicy for SkipLocked {
 /// The locking clause occ appends to a query. Its SQL depends on the server's
 /// dialect, known only at run time, so it has no static query id: diesel then
 /// caches the prepared statement by its SQL text.
+// Only the server backends render the fields.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct RowLock<S, W, O> {
     dialect: Dialect,
