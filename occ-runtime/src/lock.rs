@@ -333,26 +333,18 @@ where
     pub fn load<U, C>(self, conn: &mut C) -> Result<Vec<U>, OccError>
     where
         C: RowLocking,
-        Q: Clone + LockingDsl<RowLock<S, W, O>>,
-        O: Clone,
-        Q::Output: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
-        C::Backend: Default,
-        <C::Backend as Backend>::QueryBuilder: Default,
+        Self: RunLocked<C, U>,
     {
-        self.run(conn, |query, conn| query.load(conn))
+        RunLocked::run_load(self, conn)
     }
 
     /// Same as [`load`](Self::load).
     pub fn get_results<U, C>(self, conn: &mut C) -> Result<Vec<U>, OccError>
     where
         C: RowLocking,
-        Q: Clone + LockingDsl<RowLock<S, W, O>>,
-        O: Clone,
-        Q::Output: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
-        C::Backend: Default,
-        <C::Backend as Backend>::QueryBuilder: Default,
+        Self: RunLocked<C, U>,
     {
-        self.load(conn)
+        RunLocked::run_load(self, conn)
     }
 
     /// Runs the query with its lock and returns the first row; diesel's
@@ -360,13 +352,9 @@ where
     pub fn get_result<U, C>(self, conn: &mut C) -> Result<U, OccError>
     where
         C: RowLocking,
-        Q: Clone + LockingDsl<RowLock<S, W, O>>,
-        O: Clone,
-        Q::Output: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
-        C::Backend: Default,
-        <C::Backend as Backend>::QueryBuilder: Default,
+        Self: RunLocked<C, U>,
     {
-        self.run(conn, |query, conn| query.get_result(conn))
+        RunLocked::run_get_result(self, conn)
     }
 
     /// Adds `LIMIT 1`, locks and returns that row.
@@ -374,12 +362,7 @@ where
     where
         C: RowLocking,
         Q: LimitDsl,
-        Q::Output: Clone + LockingDsl<RowLock<S, W, O>>,
-        O: Clone,
-        <Q::Output as LockingDsl<RowLock<S, W, O>>>::Output:
-            LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
-        C::Backend: Default,
-        <C::Backend as Backend>::QueryBuilder: Default,
+        Locked<Q::Output, S, W, O>: RunLocked<C, U>,
     {
         let limited = Locked {
             query: self.query.limit(1),
@@ -387,9 +370,61 @@ where
             of: self.of,
             strength: PhantomData::<S>,
         };
-        limited.get_result(conn)
+        RunLocked::run_get_result(limited, conn)
     }
+}
 
+/// The bounds a lock builder's terminal needs on connection `C` loading `U`.
+/// Kept apart from the methods so that a connection without row locks is
+/// reported by its missing [`RowLocking`] alone.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this locked query cannot be loaded on this connection",
+    label = "needs a PostgreSQL or MySQL/MariaDB connection, and a row type that matches the selection",
+    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(|conn| ..)` instead"
+)]
+pub trait RunLocked<C, U>: Sized {
+    #[doc(hidden)]
+    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError>;
+    #[doc(hidden)]
+    fn run_get_result(self, conn: &mut C) -> Result<U, OccError>;
+}
+
+// One impl per connection type, not one over every `C: RowLocking`: with the
+// connection not yet inferred, a blanket impl sends the solver through
+// diesel's `QueryFragment<_>` impls until it overflows, and the user sees that
+// instead of the missing `RowLocking`.
+macro_rules! run_locked {
+    ($($(#[$cfg:meta])* $conn:ty;)*) => {$(
+        $(#[$cfg])*
+        impl<Q, S, W, O, U> RunLocked<$conn, U> for Locked<Q, S, W, O>
+        where
+            W: WaitPolicy,
+            Q: Clone + LockingDsl<RowLock<S, W, O>>,
+            O: Clone,
+            Q::Output: LoadQuery<'static, $conn, U>
+                + QueryFragment<<$conn as diesel::Connection>::Backend>,
+        {
+            fn run_load(self, conn: &mut $conn) -> Result<Vec<U>, OccError> {
+                self.run(conn, |query, conn| query.load(conn))
+            }
+
+            fn run_get_result(self, conn: &mut $conn) -> Result<U, OccError> {
+                self.run(conn, |query, conn| query.get_result(conn))
+            }
+        }
+    )*};
+}
+
+run_locked! {
+    #[cfg(feature = "postgres")] diesel::PgConnection;
+    #[cfg(feature = "mysql")] diesel::MysqlConnection;
+}
+
+impl<Q, S, W, O> Locked<Q, S, W, O>
+where
+    W: WaitPolicy,
+{
     fn run<C, R>(
         self,
         conn: &mut C,
