@@ -421,6 +421,8 @@ run_locked! {
     #[cfg(feature = "mysql")] diesel::MysqlConnection;
 }
 
+// Called only from the per-connection `RunLocked` impls of the server backends.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 impl<Q, S, W, O> Locked<Q, S, W, O>
 where
     W: WaitPolicy,
@@ -450,6 +452,7 @@ where
     }
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 fn clause_text<C, Q, S, W, O>(locked: &Locked<Q, S, W, O>) -> String
 where
     C: RowLocking,
