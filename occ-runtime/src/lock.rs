@@ -12,7 +12,9 @@ use core::time::Duration;
 use diesel::backend::Backend;
 use diesel::query_builder::{AsQuery, AstPass, QueryFragment, QueryId};
 use diesel::query_dsl::methods::{LimitDsl, LoadQuery, LockingDsl};
-use diesel::{QueryResult, RunQueryDsl, Table};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use diesel::RunQueryDsl;
+use diesel::{QueryResult, Table};
 
 use crate::connection::{transaction_depth, Dialect, RowLocking};
 use crate::error::OccError;
@@ -539,20 +541,13 @@ where
     crate::model::FindStatement<M, C::Backend, RowLock<S, Wait, AllTables>>:
         LoadQuery<'static, C, M>,
 {
-    use diesel::{OptionalExtension, SelectableHelper};
     let found = lock_statement(conn, Wait, |dialect, conn| {
-        crate::query::SelectByKey {
-            table: M::Table::default(),
-            key: M::key_predicate(key.clone()),
-            selection: M::as_select(),
-            lock: RowLock {
-                dialect,
-                of: AllTables,
-                _mode: PhantomData::<(S, Wait)>,
-            },
-        }
-        .get_result::<M>(conn)
-        .optional()
+        let lock = RowLock {
+            dialect,
+            of: AllTables,
+            _mode: PhantomData::<(S, Wait)>,
+        };
+        crate::model::find_optional::<M, C, _>(conn, key.clone(), lock)
     });
     match found {
         Ok(Some(row)) => Ok(row),

@@ -168,7 +168,9 @@ pub trait OptimisticDsl: Optimistic {
         Self: Selectable<C::Backend>,
         FindStatement<Self, C::Backend>: LoadQuery<'static, C, Self>,
     {
-        *self = find::<Self, C, ()>(conn, self.key(), ())?;
+        let key = self.key();
+        *self = find_optional::<Self, C, ()>(conn, key.clone(), ())?
+            .ok_or_else(|| not_found::<Self>(&key))?;
         Ok(())
     }
 
@@ -283,8 +285,13 @@ where
     }
 }
 
-/// Loads the row of `M` with `key`, with lock clause `lock`.
-pub(crate) fn find<M, C, L>(conn: &mut C, key: M::Key, lock: L) -> Result<M, OccError>
+/// Loads the row of `M` with `key`, with lock clause `lock` (`()` for none):
+/// `reload` and the locked finds.
+pub(crate) fn find_optional<M, C, L>(
+    conn: &mut C,
+    key: M::Key,
+    lock: L,
+) -> diesel::QueryResult<Option<M>>
 where
     M: Optimistic + Selectable<C::Backend>,
     C: Connection + LoadConnection,
@@ -292,14 +299,11 @@ where
 {
     let statement = SelectByKey {
         table: M::Table::default(),
-        key: M::key_predicate(key.clone()),
+        key: M::key_predicate(key),
         selection: M::as_select(),
         lock,
     };
-    statement
-        .get_result::<M>(conn)
-        .optional()?
-        .ok_or_else(|| not_found::<M>(&key))
+    statement.get_result::<M>(conn).optional()
 }
 
 pub(crate) fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
