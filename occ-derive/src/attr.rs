@@ -89,7 +89,16 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> Container {
                         keys.push(key.path.require_ident()?.clone());
                         Ok(())
                     })?;
-                    out.primary_key = Some(keys);
+                    // An empty list is no key at all, not the default `id`.
+                    if keys.is_empty() {
+                        cx.error(
+                            &meta.path,
+                            "#[diesel(primary_key())] names no field, so occ cannot tell which row it is",
+                            "name the key fields, #[diesel(primary_key(field, ...))], or remove the attribute to use the field `id`",
+                        );
+                    } else {
+                        out.primary_key = Some(keys);
+                    }
                 } else {
                     skip_value(meta.input)?;
                 }

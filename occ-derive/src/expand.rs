@@ -29,7 +29,9 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
         .crate_path
         .clone()
         .unwrap_or_else(|| syn::parse_quote!(::occ));
-    let private = quote!(#krate::__private);
+    // One alias at the top of the expansion instead of the full path at every
+    // use (serde_derive's `wrap_in_const`).
+    let private = quote!(__occ);
     let diesel = quote!(#private::diesel);
     let table = table_path(input);
     let table_name = table_path_name(&table);
@@ -62,7 +64,7 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
     bounds.field(
         version.ty,
         &column(version),
-        true,
+        false,
         vec![quote!(#private::Version)],
     );
 
@@ -160,8 +162,11 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
     };
 
     quote! {
-        #[allow(non_local_definitions, unused_qualifications, clippy::all)]
+        // Paths are spelled out in full so that no user import can change them,
+        // which `unused_qualifications` flags where the name is also in scope.
+        #[allow(unused_qualifications)]
         const _: () = {
+            use #krate::__private as __occ;
             #[automatically_derived]
             impl #impl_generics #private::Optimistic for #ident #ty_generics #where_clause {
                 type Table = #table::table;
@@ -170,8 +175,6 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
                 type VersionColumn = #version_col;
                 type KeyPredicate = #key_predicate_ty;
                 type VersionPredicate = #version_eq_ty;
-                type VersionAssignment =
-                    <#version_eq_ty as #diesel::query_builder::AsChangeset>::Changeset;
                 type Changeset = #changeset_ty;
 
                 const TABLE_NAME: &'static str = #table_name;
@@ -195,12 +198,6 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
 
                 fn version_predicate(#version_arg: Self::Version) -> Self::VersionPredicate {
                     #diesel::ExpressionMethods::eq(#version_col, #version_arg)
-                }
-
-                fn version_assignment(#version_arg: Self::Version) -> Self::VersionAssignment {
-                    #diesel::query_builder::AsChangeset::as_changeset(
-                        #diesel::ExpressionMethods::eq(#version_col, #version_arg),
-                    )
                 }
 
                 fn changeset(&self) -> Self::Changeset {

@@ -40,9 +40,11 @@ mod tests {
         })
         .to_string();
         assert!(
-            out.contains(
-                "impl crate :: storage :: concurrency :: __private :: Optimistic for Account"
-            ),
+            out.contains("use crate :: storage :: concurrency :: __private as __occ"),
+            "{out}"
+        );
+        assert!(
+            out.contains("impl __occ :: Optimistic for Account"),
             "{out}"
         );
         assert!(!out.contains(":: occ ::"), "{out}");

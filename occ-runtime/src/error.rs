@@ -7,8 +7,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 ///
 /// Every diesel error that flows through occ is classified on the way in
 /// (`From<diesel::result::Error>`), so callers match on what happened instead of
-/// parsing backend messages. Variants that wrap a database error keep it whole:
-/// its message is the database's own.
+/// parsing backend messages. Variants that wrap a database error keep it whole
+/// as their [`source`](std::error::Error::source), and their own message names
+/// only the class, so a reporter that prints the chain (anyhow's `{:#}`,
+/// eyre) prints the database's words once: `deadlock: deadlock detected`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OccError {
@@ -39,6 +41,15 @@ pub enum OccError {
         key: String,
     },
 
+    /// A locked query that must return a row (`get_result`, `first`) found
+    /// none. A model's row locked by key reports [`NotFound`](Self::NotFound)
+    /// instead; [`is_not_found`](Self::is_not_found) answers both.
+    #[error("the locked query found no row: {query}")]
+    NoRow {
+        /// The query's SQL, without its bind values.
+        query: String,
+    },
+
     /// A versioned write matched more than one row: the model's key is not unique
     /// in the database. Declare the table's real key in `#[diesel(primary_key(...))]`.
     #[error(
@@ -56,26 +67,26 @@ pub enum OccError {
 
     /// The database chose this transaction as the victim of a deadlock and rolled
     /// it back. Running the whole transaction again is safe.
-    #[error("deadlock: {0}")]
+    #[error("deadlock")]
     Deadlock(#[source] DieselError),
 
     /// A lock with `NOWAIT` found the row locked by another transaction.
-    #[error("lock not available: {0}")]
+    #[error("lock not available")]
     LockNotAvailable(#[source] DieselError),
 
     /// A lock wait ran into its timeout (`.timeout(..)`, PostgreSQL's
     /// `lock_timeout`, InnoDB's `innodb_lock_wait_timeout`).
-    #[error("lock timeout: {0}")]
+    #[error("lock timeout")]
     LockTimeout(#[source] DieselError),
 
     /// The database could not serialize this transaction with a concurrent one
     /// (PostgreSQL `40001`). Running the whole transaction again is safe.
-    #[error("serialization failure: {0}")]
+    #[error("serialization failure")]
     SerializationFailure(#[source] DieselError),
 
     /// SQLite could not get its database lock in time (`SQLITE_BUSY`), or a
     /// read snapshot went stale before a write (`SQLITE_BUSY_SNAPSHOT`).
-    #[error("database busy: {0}")]
+    #[error("database busy")]
     Busy(#[source] DieselError),
 
     /// A row lock was asked for outside a transaction, where it would be released
@@ -135,9 +146,31 @@ impl OccError {
         matches!(self, Self::Conflict { .. })
     }
 
-    /// True for [`NotFound`](Self::NotFound).
+    /// True for [`NotFound`](Self::NotFound) and [`NoRow`](Self::NoRow): the
+    /// row asked for does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound { .. })
+        matches!(self, Self::NotFound { .. } | Self::NoRow { .. })
+    }
+
+    /// A stable snake_case name of the variant, for metrics labels and logs:
+    /// `conflict`, `not_found` (also for [`NoRow`](Self::NoRow)),
+    /// `key_not_unique`, `deadlock`, `lock_not_available`, `lock_timeout`,
+    /// `serialization_failure`, `busy`, `not_in_transaction`,
+    /// `retry_inside_transaction`, `database`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => "conflict",
+            Self::NotFound { .. } | Self::NoRow { .. } => "not_found",
+            Self::KeyNotUnique { .. } => "key_not_unique",
+            Self::Deadlock(_) => "deadlock",
+            Self::LockNotAvailable(_) => "lock_not_available",
+            Self::LockTimeout(_) => "lock_timeout",
+            Self::SerializationFailure(_) => "serialization_failure",
+            Self::Busy(_) => "busy",
+            Self::NotInTransaction { .. } => "not_in_transaction",
+            Self::RetryInsideTransaction { .. } => "retry_inside_transaction",
+            Self::Database(_) => "database",
+        }
     }
 
     /// The database error underneath, if this error came from the database.
@@ -154,7 +187,8 @@ impl OccError {
     }
 
     /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
-    /// with error 1205, and only the caller knows which one it asked for.
+    /// with error 1205, and only the caller knows which one it asked for. Not
+    /// for PostgreSQL, where a lock timeout under `NOWAIT` is a real one.
     pub(crate) fn nowait_failure(self) -> Self {
         match self {
             Self::LockTimeout(e) => Self::LockNotAvailable(e),
@@ -202,5 +236,124 @@ impl From<DieselError> for OccError {
             }
             _ => Self::Database(error),
         }
+    }
+}
+
+/// A MySQL-backend server's answer to SQL of the other dialect (MariaDB's
+/// `LOCK IN SHARE MODE` sent to MySQL, or the reverse).
+pub(crate) fn is_syntax_error(error: &DieselError) -> bool {
+    matches!(error, DieselError::DatabaseError(_, info)
+        if info.message().contains("error in your SQL syntax"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What anyhow's `{:#}` and eyre print: each error of the chain once.
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut out = error.to_string();
+        let mut next = error.source();
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
+    struct Info(&'static str);
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn database(kind: DatabaseErrorKind, message: &'static str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(Info(message)))
+    }
+
+    #[test]
+    fn a_chain_prints_the_database_message_once() {
+        let cases = [
+            (
+                database(DatabaseErrorKind::Unknown, "deadlock detected"),
+                "deadlock",
+                "deadlock: deadlock detected",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "could not obtain lock on row in relation \"jobs\"",
+                ),
+                "lock_not_available",
+                "lock not available: could not obtain lock on row in relation \"jobs\"",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "canceling statement due to lock timeout",
+                ),
+                "lock_timeout",
+                "lock timeout: canceling statement due to lock timeout",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::SerializationFailure,
+                    "could not serialize access due to concurrent update",
+                ),
+                "serialization_failure",
+                "serialization failure: could not serialize access due to concurrent update",
+            ),
+            (
+                database(DatabaseErrorKind::Unknown, "database is locked"),
+                "busy",
+                "database busy: database is locked",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::UniqueViolation,
+                    "duplicate key value violates unique constraint",
+                ),
+                "database",
+                "duplicate key value violates unique constraint",
+            ),
+        ];
+        for (diesel_error, kind, rendered) in cases {
+            let error = OccError::from(diesel_error);
+            assert_eq!(error.kind(), kind);
+            assert_eq!(chain(&error), rendered);
+        }
+    }
+
+    #[test]
+    fn no_row_and_not_found_are_one_answer() {
+        let missing = OccError::NotFound {
+            table: "products",
+            key: "id = 7".into(),
+        };
+        let no_row = OccError::NoRow {
+            query: "SELECT 1 FOR UPDATE".into(),
+        };
+        assert!(missing.is_not_found() && no_row.is_not_found());
+        assert_eq!((missing.kind(), no_row.kind()), ("not_found", "not_found"));
     }
 }

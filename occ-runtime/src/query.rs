@@ -8,7 +8,45 @@
 use diesel::backend::Backend;
 use diesel::expression::Expression;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_source::Column;
+use diesel::serialize::ToSql;
+use diesel::sql_types::HasSqlType;
 use diesel::{QueryResult, RunQueryDsl};
+
+use crate::model::Optimistic;
+
+/// The full versioned update of model `M` with changeset `S`.
+pub type UpdateStatement<M, S> = VersionedUpdate<
+    <M as Optimistic>::Table,
+    <M as Optimistic>::KeyPredicate,
+    <M as Optimistic>::VersionPredicate,
+    S,
+    SetVersion<M>,
+>;
+
+/// The versioned delete of model `M`.
+pub type DeleteStatement<M> = VersionedDelete<
+    <M as Optimistic>::Table,
+    <M as Optimistic>::KeyPredicate,
+    <M as Optimistic>::VersionPredicate,
+>;
+
+/// The read of a row's current version after a versioned write matched nothing.
+pub type VersionProbe<M> = SelectByKey<
+    <M as Optimistic>::Table,
+    <M as Optimistic>::KeyPredicate,
+    <M as Optimistic>::VersionColumn,
+    CurrentRead,
+>;
+
+/// The read of a whole row of model `M` by key, selected as `M` on backend
+/// `DB`, with lock clause `L` (`()` for none).
+pub type FindStatement<M, DB, L = ()> = SelectByKey<
+    <M as Optimistic>::Table,
+    <M as Optimistic>::KeyPredicate,
+    diesel::helper_types::AsSelect<M, DB>,
+    L,
+>;
 
 /// `UPDATE table SET changes, version = new WHERE key AND version = old`
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +88,55 @@ where
 
 impl<T, K, V, S, A, C> RunQueryDsl<C> for VersionedUpdate<T, K, V, S, A> {}
 
+impl<M: Optimistic, S> UpdateStatement<M, S> {
+    /// `UPDATE .. SET changes, version = next WHERE key AND version = expected`
+    pub(crate) fn new(key: M::Key, expected: M::Version, changes: S, next: M::Version) -> Self {
+        Self {
+            table: M::Table::default(),
+            key: M::key_predicate(key),
+            expected: M::version_predicate(expected),
+            changes,
+            bump: SetVersion::new(next),
+        }
+    }
+}
+
+/// `version_column = next` in a `SET` clause: the column unqualified, as
+/// every backend wants it there, and the value bound as the column's type.
+pub struct SetVersion<M: Optimistic> {
+    value: M::Version,
+}
+
+impl<M: Optimistic> SetVersion<M> {
+    fn new(next: M::Version) -> Self {
+        Self { value: next }
+    }
+}
+
+type VersionSqlType<M> = <<M as Optimistic>::VersionColumn as Expression>::SqlType;
+
+impl<M, DB> QueryFragment<DB> for SetVersion<M>
+where
+    M: Optimistic,
+    DB: Backend + HasSqlType<VersionSqlType<M>>,
+    M::Version: ToSql<VersionSqlType<M>, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_identifier(M::VersionColumn::NAME)?;
+        out.push_sql(" = ");
+        out.push_bind_param::<VersionSqlType<M>, M::Version>(&self.value)
+    }
+}
+
+impl<M: Optimistic> core::fmt::Debug for SetVersion<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SetVersion")
+            .field("column", &M::VersionColumn::NAME)
+            .field("value", &self.value)
+            .finish()
+    }
+}
+
 // Changesets have no static query id (as for diesel's own UPDATE): diesel then
 // caches the prepared statement by its SQL text.
 impl<T, K, V, S, A> QueryId for VersionedUpdate<T, K, V, S, A> {
@@ -84,6 +171,18 @@ where
 }
 
 impl<T, K, V, C> RunQueryDsl<C> for VersionedDelete<T, K, V> {}
+
+/// `DELETE FROM .. WHERE key AND version = expected`
+pub(crate) fn delete_statement<M: Optimistic>(
+    key: M::Key,
+    expected: M::Version,
+) -> DeleteStatement<M> {
+    VersionedDelete {
+        table: M::Table::default(),
+        key: M::key_predicate(key),
+        expected: M::version_predicate(expected),
+    }
+}
 
 /// `SELECT selection FROM table WHERE key`: the version probe on a failed write,
 /// `reload`, and the locked finds.
@@ -123,6 +222,17 @@ where
 }
 
 impl<T, K, S, L, C> RunQueryDsl<C> for SelectByKey<T, K, S, L> {}
+
+impl<T: Default, K, S, L> SelectByKey<T, K, S, L> {
+    pub(crate) fn new(key: K, selection: S, lock: L) -> Self {
+        Self {
+            table: T::default(),
+            key,
+            selection,
+            lock,
+        }
+    }
+}
 
 /// Makes the version probe read the latest committed row instead of a
 /// transaction's snapshot. InnoDB's plain `SELECT` inside a `REPEATABLE READ`

@@ -1,23 +1,42 @@
 //! Run a transaction again when the database says trying again can succeed.
 
+use core::fmt;
 use core::time::Duration;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
-use crate::connection::{transaction_depth, Isolation, OccConnection};
+use crate::backend::{transaction_depth, Isolation, OccConnection};
 use crate::error::OccError;
+use crate::trace;
+
+type RetryHook = Arc<dyn Fn(u32, &OccError) + Send + Sync>;
 
 /// When and how often [`retry`] runs a transaction again.
 ///
 /// The default: 10 attempts, backoff from 2 ms doubling up to 200 ms with full
 /// jitter, retrying [`OccError::is_retryable`] errors but not lock failures, at
 /// the backend's default isolation level.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RetryPolicy {
     max_attempts: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
     retry_lock_failures: bool,
     isolation: Option<Isolation>,
+    on_retry: Option<RetryHook>,
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("retry_lock_failures", &self.retry_lock_failures)
+            .field("isolation", &self.isolation)
+            .field("on_retry", &self.on_retry.as_ref().map(|_| "Fn"))
+            .finish()
+    }
 }
 
 impl Default for RetryPolicy {
@@ -28,6 +47,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_millis(200),
             retry_lock_failures: false,
             isolation: None,
+            on_retry: None,
         }
     }
 }
@@ -68,6 +88,15 @@ impl RetryPolicy {
     /// writes as [`OccError::SerializationFailure`], which is retried.
     pub fn isolation(mut self, level: Isolation) -> Self {
         self.isolation = Some(level);
+        self
+    }
+
+    /// Calls `hook` before each retry with the number of the attempt that
+    /// failed (1 for the first) and its error: for logs and metrics
+    /// (`error.kind()` is a stable label). With the `tracing` feature occ also
+    /// emits a `DEBUG` event per retry on target `occ`.
+    pub fn on_retry(mut self, hook: impl Fn(u32, &OccError) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(Arc::new(hook));
         self
     }
 
@@ -117,25 +146,66 @@ fn random_u64() -> u64 {
 /// rolls it back whole on a deadlock, so only the outermost transaction can
 /// be tried again.
 ///
-/// See the `occ` crate's documentation for an example.
-pub fn retry<C, T, F>(conn: &mut C, policy: &RetryPolicy, mut body: F) -> Result<T, OccError>
+/// See the `occ` crate's documentation for an example; [`retry_counted`] also
+/// says how many attempts it took.
+pub fn retry<C, T, F>(conn: &mut C, policy: &RetryPolicy, body: F) -> Result<T, OccError>
 where
     C: OccConnection,
     F: FnMut(&mut C) -> Result<T, OccError>,
 {
-    let depth = transaction_depth(conn)?;
-    if depth > 0 {
-        return Err(OccError::RetryInsideTransaction { depth });
+    retry_counted(conn, policy, body).result
+}
+
+/// What [`retry_counted`] returns: the outcome, and how many times the
+/// transaction ran.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Retried<T> {
+    /// The last attempt's outcome.
+    pub result: Result<T, OccError>,
+    /// How many attempts ran: 1 when the first one settled it, 0 when none
+    /// could start ([`OccError::RetryInsideTransaction`]).
+    pub attempts: u32,
+}
+
+/// [`retry`], also reporting how many attempts the call took.
+pub fn retry_counted<C, T, F>(conn: &mut C, policy: &RetryPolicy, mut body: F) -> Retried<T>
+where
+    C: OccConnection,
+    F: FnMut(&mut C) -> Result<T, OccError>,
+{
+    let refused = match transaction_depth(conn) {
+        Ok(0) => None,
+        Ok(depth) => Some(OccError::RetryInsideTransaction { depth }),
+        Err(error) => Some(error),
+    };
+    if let Some(error) = refused {
+        return Retried {
+            result: Err(error),
+            attempts: 0,
+        };
     }
     let mut attempt = 1;
     loop {
-        match conn.__occ_transaction(policy.isolation, &mut body) {
-            Ok(value) => return Ok(value),
+        match conn.transaction_at(policy.isolation, &mut body) {
             Err(error) if policy.should_retry(&error, attempt) => {
-                std::thread::sleep(policy.backoff(attempt));
+                let pause = policy.backoff(attempt);
+                trace::retrying(attempt, &error, pause);
+                if let Some(hook) = &policy.on_retry {
+                    hook(attempt, &error);
+                }
+                std::thread::sleep(pause);
                 attempt += 1;
             }
-            Err(error) => return Err(error),
+            result => {
+                if let Err(error) = &result {
+                    trace::gave_up(attempt, error);
+                }
+                return Retried {
+                    result,
+                    attempts: attempt,
+                };
+            }
         }
     }
 }

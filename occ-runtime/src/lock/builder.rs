@@ -1,0 +1,210 @@
+//! The lock builder users hold: `query.exclusive().nowait()` and the
+//! terminals that run it.
+
+use core::marker::PhantomData;
+use core::time::Duration;
+
+use diesel::query_builder::{AsQuery, QueryFragment};
+use diesel::query_dsl::methods::LimitDsl;
+use diesel::Table;
+
+use super::clause::sealed::{LockTarget, WaitPolicy, WaitUnchosen};
+use super::clause::{
+    AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, RowLock, Shared, SkipLocked, Wait,
+    WaitAtMost,
+};
+use super::run::{LockableQuery, RunLocked};
+use crate::backend::sealed::LockBackend;
+use crate::backend::RowLocking;
+use crate::error::OccError;
+
+/// A select query with a row lock; run it inside a transaction with
+/// [`load`](Self::load), [`get_result`](Self::get_result),
+/// [`optional`](Self::optional) or [`first`](Self::first).
+///
+/// `S` is the strength, `W` the wait policy and `O` the tables locked: the
+/// types in [`occ::lock`](crate::lock). They are part of the type so that
+/// what a backend cannot do does not compile.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a lock builder does nothing until it runs: call .load(conn), .get_result(conn) or .first(conn)"]
+pub struct Locked<Q, S, W = Wait, O = AllTables> {
+    pub(crate) query: Q,
+    pub(crate) wait: W,
+    pub(crate) of: O,
+    strength: PhantomData<S>,
+}
+
+/// Row-lock builders for every diesel select query (`table`, `table.find(..)`,
+/// `table.filter(..).order(..).limit(..)`, joins). Brought in by `occ::prelude`;
+/// a model's own row is locked with
+/// [`OptimisticDsl::lock`](crate::OptimisticDsl::lock).
+///
+/// The lock is taken by the terminal method, which refuses to run outside a
+/// transaction ([`OccError::NotInTransaction`]). diesel cannot lock boxed
+/// queries or queries with `DISTINCT`, `GROUP BY` or `HAVING`.
+pub trait LockDsl: Sized {
+    /// `FOR UPDATE`: an exclusive lock on every row read.
+    fn exclusive(self) -> Locked<Self, Exclusive> {
+        Locked::new(self)
+    }
+    /// `FOR SHARE` (`LOCK IN SHARE MODE` on MariaDB): a shared lock on every row read.
+    fn shared(self) -> Locked<Self, Shared> {
+        Locked::new(self)
+    }
+    /// PostgreSQL `FOR NO KEY UPDATE`.
+    fn no_key_exclusive(self) -> Locked<Self, NoKeyExclusive> {
+        Locked::new(self)
+    }
+    /// PostgreSQL `FOR KEY SHARE`.
+    fn key_shared(self) -> Locked<Self, KeyShared> {
+        Locked::new(self)
+    }
+}
+
+impl<Q: AsQuery> LockDsl for Q {}
+
+impl<Q, S> Locked<Q, S> {
+    pub(crate) fn new(query: Q) -> Self {
+        Self {
+            query,
+            wait: Wait,
+            of: AllTables,
+            strength: PhantomData,
+        }
+    }
+}
+
+impl<Q, S, W, O> Locked<Q, S, W, O> {
+    fn with_wait<W2>(self, wait: W2) -> Locked<Q, S, W2, O> {
+        Locked {
+            query: self.query,
+            wait,
+            of: self.of,
+            strength: PhantomData,
+        }
+    }
+
+    /// `NOWAIT`: if a row is locked by another transaction, fail at once with
+    /// [`OccError::LockNotAvailable`] instead of waiting.
+    pub fn nowait(self) -> Locked<Q, S, NoWait, O>
+    where
+        W: WaitUnchosen,
+    {
+        self.with_wait(NoWait)
+    }
+
+    /// `SKIP LOCKED`: leave rows locked by other transactions out of the
+    /// result (the job-queue pattern).
+    pub fn skip_locked(self) -> Locked<Q, S, SkipLocked, O>
+    where
+        W: WaitUnchosen,
+    {
+        self.with_wait(SkipLocked)
+    }
+
+    /// Wait at most `timeout` for a locked row, then fail with
+    /// [`OccError::LockTimeout`]. Set for this statement only and restored
+    /// afterwards: PostgreSQL's `lock_timeout` (millisecond precision),
+    /// InnoDB's `innodb_lock_wait_timeout` (whole seconds, rounded up).
+    pub fn timeout(self, timeout: Duration) -> Locked<Q, S, WaitAtMost, O>
+    where
+        W: WaitUnchosen,
+    {
+        self.with_wait(WaitAtMost(timeout))
+    }
+}
+
+impl<Q, S, W> Locked<Q, S, W, AllTables> {
+    /// PostgreSQL `OF table`: in a join, lock only `table`'s rows.
+    pub fn of<T: Table>(self, table: T) -> Locked<Q, S, W, Of<T>> {
+        Locked {
+            query: self.query,
+            wait: self.wait,
+            of: Of(table),
+            strength: PhantomData,
+        }
+    }
+}
+
+impl<Q, S, W, O> Locked<Q, S, W, O>
+where
+    W: WaitPolicy,
+    O: LockTarget,
+{
+    /// The SQL this lock runs on backend `DB` (`diesel::pg::Pg` or
+    /// `diesel::mysql::Mysql`), with its binds, as `diesel::debug_query` prints
+    /// it: for logs. A timeout is a setting around the statement, not part of
+    /// it. On the MySQL backend a shared lock is spelled as on the server this
+    /// process last locked rows on (`LOCK IN SHARE MODE` on MariaDB), MySQL 8's
+    /// `FOR SHARE` before any.
+    pub fn to_sql<DB>(&self) -> String
+    where
+        DB: LockBackend,
+        Q: Clone + LockableQuery<RowLock<S, W, O>, DB>,
+        Q::Locked: QueryFragment<DB>,
+    {
+        let query = self
+            .query
+            .clone()
+            .lock_with(RowLock::new(DB::default_dialect(), self.of.clone()));
+        diesel::debug_query::<DB, _>(&query).to_string()
+    }
+
+    /// Runs the query with its lock and returns every row.
+    pub fn load<U, C>(self, conn: &mut C) -> Result<Vec<U>, OccError>
+    where
+        C: RowLocking,
+        Self: RunLocked<C, U>,
+    {
+        RunLocked::run_load(self, conn)
+    }
+
+    /// Same as [`load`](Self::load).
+    pub fn get_results<U, C>(self, conn: &mut C) -> Result<Vec<U>, OccError>
+    where
+        C: RowLocking,
+        Self: RunLocked<C, U>,
+    {
+        RunLocked::run_load(self, conn)
+    }
+
+    /// Runs the query with its lock and returns the first row. No row is
+    /// [`OccError::NotFound`] for a model's row
+    /// ([`OptimisticDsl::lock`](crate::OptimisticDsl::lock)),
+    /// [`OccError::NoRow`] for any other query: both answer
+    /// [`is_not_found`](OccError::is_not_found).
+    pub fn get_result<U, C>(self, conn: &mut C) -> Result<U, OccError>
+    where
+        C: RowLocking,
+        Self: RunLocked<C, U>,
+    {
+        RunLocked::run_get_result(self, conn)
+    }
+
+    /// Runs the query with its lock and returns the first row, or `None` if
+    /// there is none.
+    pub fn optional<U, C>(self, conn: &mut C) -> Result<Option<U>, OccError>
+    where
+        C: RowLocking,
+        Self: RunLocked<C, U>,
+    {
+        RunLocked::run_optional(self, conn)
+    }
+
+    /// Adds `LIMIT 1`, locks and returns that row; no row is
+    /// [`OccError::NoRow`].
+    pub fn first<U, C>(self, conn: &mut C) -> Result<U, OccError>
+    where
+        C: RowLocking,
+        Q: LimitDsl,
+        Locked<Q::Output, S, W, O>: RunLocked<C, U>,
+    {
+        let limited = Locked {
+            query: self.query.limit(1),
+            wait: self.wait,
+            of: self.of,
+            strength: PhantomData::<S>,
+        };
+        RunLocked::run_get_result(limited, conn)
+    }
+}

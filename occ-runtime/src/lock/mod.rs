@@ -1,0 +1,21 @@
+//! Row locks on any diesel select query: `.exclusive()`, `.shared()` and the
+//! PostgreSQL-only strengths, with `NOWAIT`, `SKIP LOCKED`, a lock timeout and
+//! `OF table`.
+//!
+//! The strength, the wait policy and `OF` are type parameters of [`Locked`],
+//! so what a backend cannot do (a key-share lock on MySQL,
+//! `.nowait().skip_locked()`, any row lock on SQLite) does not compile. The
+//! types here are those parameters; a program names them only to store a
+//! builder.
+
+mod builder;
+mod clause;
+mod run;
+
+pub use self::builder::{LockDsl, Locked};
+pub use self::clause::{
+    AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, Shared, SkipLocked, Wait,
+    WaitAtMost,
+};
+pub use self::run::ByKey;
+pub(crate) use self::run::RunLocked;

@@ -1,0 +1,249 @@
+//! Running a lock: the steps around every locking statement, and what a
+//! query must offer to take a lock clause.
+
+use diesel::query_builder::QueryFragment;
+use diesel::query_dsl::methods::{LoadQuery, LockingDsl};
+use diesel::{OptionalExtension, QueryResult, RunQueryDsl, Selectable, SelectableHelper};
+
+use super::builder::Locked;
+use super::clause::sealed::{LockTarget, WaitPolicy};
+use super::clause::RowLock;
+use crate::backend::sealed::LockBackend;
+use crate::backend::{transaction_depth, Dialect, RowLocking};
+use crate::error::OccError;
+use crate::model::Optimistic;
+use crate::query::{FindStatement, SelectByKey};
+use crate::trace;
+
+/// The row of model `M` with a given key, to lock: what
+/// [`OptimisticDsl::lock`](crate::OptimisticDsl::lock) returns. Lock it with
+/// `.exclusive()`, `.shared()` and the other [`LockDsl`](crate::LockDsl)
+/// methods.
+#[derive(Debug)]
+pub struct ByKey<M: Optimistic> {
+    pub(crate) key: M::Key,
+}
+
+impl<M: Optimistic> Clone for ByKey<M> {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<M: Optimistic> super::LockDsl for ByKey<M> {}
+
+/// A query that takes a lock clause: every query diesel can lock, and a
+/// model's row by key, which also knows how to say that it is missing.
+#[diagnostic::on_unimplemented(
+    message = "this query cannot take a row lock",
+    note = "diesel locks select queries without DISTINCT, GROUP BY or HAVING, and not boxed ones"
+)]
+pub trait LockableQuery<L, DB>: Sized {
+    /// The query with the clause.
+    type Locked;
+    /// Appends `lock`.
+    fn lock_with(self, lock: L) -> Self::Locked;
+    /// The table and key of the one row this query reads, for errors; `None`
+    /// where the query is described by its SQL.
+    fn row(&self) -> Option<(&'static str, String)> {
+        None
+    }
+}
+
+// Both impls name occ's own clause: for any other clause type another crate
+// could implement diesel's `LockingDsl` for `ByKey`, and the two would overlap.
+impl<Q, S, W, O, DB> LockableQuery<RowLock<S, W, O>, DB> for Q
+where
+    Q: LockingDsl<RowLock<S, W, O>>,
+{
+    type Locked = Q::Output;
+    fn lock_with(self, lock: RowLock<S, W, O>) -> Self::Locked {
+        LockingDsl::with_lock(self, lock)
+    }
+}
+
+impl<M, S, W, O, DB> LockableQuery<RowLock<S, W, O>, DB> for ByKey<M>
+where
+    M: Optimistic + Selectable<DB>,
+    DB: diesel::backend::Backend,
+{
+    type Locked = FindStatement<M, DB, RowLock<S, W, O>>;
+    fn lock_with(self, lock: RowLock<S, W, O>) -> Self::Locked {
+        SelectByKey::new(M::key_predicate(self.key), M::as_select(), lock)
+    }
+    fn row(&self) -> Option<(&'static str, String)> {
+        Some((M::TABLE_NAME, M::describe_key(&self.key)))
+    }
+}
+
+/// What a lock builder's terminals need on connection `C` loading rows `U`.
+/// Kept apart from the methods so that a connection without row locks is
+/// reported by its missing [`RowLocking`] first.
+#[diagnostic::on_unimplemented(
+    message = "this locked query cannot be loaded on this connection",
+    label = "needs a PostgreSQL or MySQL/MariaDB connection, and a row type that matches the selection",
+    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(|conn| ..)` instead"
+)]
+pub trait RunLocked<C, U>: Sized {
+    /// Every row.
+    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError>;
+    /// The first row, if any.
+    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError>;
+    /// The first row, or the error that says which one is missing.
+    fn run_get_result(self, conn: &mut C) -> Result<U, OccError>;
+}
+
+// One impl per connection type, not one over every `C: RowLocking`: with the
+// connection not yet inferred, a blanket impl sends the solver through
+// diesel's `QueryFragment<_>` impls until it overflows, and the user sees that
+// instead of the missing `RowLocking`.
+macro_rules! run_locked {
+    ($($(#[$cfg:meta])* $conn:ty, $backend:ty;)*) => {$(
+        $(#[$cfg])*
+        #[diagnostic::do_not_recommend]
+        impl<Q, S, W, O, U> RunLocked<$conn, U> for Locked<Q, S, W, O>
+        where
+            W: WaitPolicy,
+            O: LockTarget,
+            Q: Clone + LockableQuery<RowLock<S, W, O>, $backend>,
+            Q::Locked: LoadQuery<'static, $conn, U> + QueryFragment<$backend>,
+        {
+            fn run_load(self, conn: &mut $conn) -> Result<Vec<U>, OccError> {
+                run(&self, conn, |query, conn| query.load(conn))
+            }
+
+            fn run_optional(self, conn: &mut $conn) -> Result<Option<U>, OccError> {
+                run(&self, conn, |query, conn| query.get_result(conn).optional())
+            }
+
+            fn run_get_result(self, conn: &mut $conn) -> Result<U, OccError> {
+                match run(&self, conn, |query, conn| query.get_result(conn).optional())? {
+                    Some(row) => Ok(row),
+                    None => Err(missing(&self, conn)),
+                }
+            }
+        }
+    )*};
+}
+
+run_locked! {
+    #[cfg(feature = "postgres")] diesel::PgConnection, diesel::pg::Pg;
+    #[cfg(feature = "mysql")] diesel::MysqlConnection, diesel::mysql::Mysql;
+}
+
+/// The steps around every locking statement: refuse outside a transaction
+/// (sending nothing), learn the dialect, set and restore a timeout, classify
+/// the error.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+fn run<Q, S, W, O, C, R>(
+    locked: &Locked<Q, S, W, O>,
+    conn: &mut C,
+    execute: impl Fn(Q::Locked, &mut C) -> QueryResult<R>,
+) -> Result<R, OccError>
+where
+    C: RowLocking,
+    C::Backend: LockBackend,
+    W: WaitPolicy,
+    O: LockTarget,
+    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
+    Q::Locked: QueryFragment<C::Backend>,
+{
+    if transaction_depth(conn)? == 0 {
+        let operation = match locked.query.row() {
+            Some((table, key)) => format!("locking the row of {table} with {key}"),
+            None => format!(
+                "`{}`",
+                sql::<_, _, _, _, C>(locked, C::Backend::default_dialect())
+            ),
+        };
+        return Err(OccError::NotInTransaction { operation });
+    }
+    let statement = |dialect| {
+        let clause = RowLock::new(dialect, locked.of.clone());
+        locked.query.clone().lock_with(clause)
+    };
+    let mut dialect = conn.dialect(false)?;
+    let saved = match locked.wait.timeout() {
+        Some(timeout) => Some(conn.set_lock_timeout(timeout)?),
+        None => None,
+    };
+    let mut result = execute(statement(dialect), conn);
+    // A MySQL-backend server of the other dialect than last seen rejects a
+    // shared lock's syntax: learn this server's dialect and run it again.
+    if dialect != Dialect::Postgres && matches!(&result, Err(e) if crate::error::is_syntax_error(e))
+    {
+        let actual = conn.dialect(true)?;
+        if actual != dialect {
+            dialect = actual;
+            result = execute(statement(dialect), conn);
+        }
+    }
+    if let Some(saved) = saved {
+        let aborted = matches!(result, Err(diesel::result::Error::DatabaseError(..)));
+        let restored = conn.restore_lock_timeout(saved, aborted);
+        if result.is_ok() {
+            restored?;
+        }
+    }
+    result.map_err(|e| {
+        let e = OccError::from(e);
+        // MariaDB reports a failed NOWAIT as a lock wait timeout (1205). On
+        // PostgreSQL a lock timeout under NOWAIT is a real one (a table lock
+        // waited for), and stays what it is.
+        let e = if W::NOWAIT && dialect == Dialect::MariaDb {
+            e.nowait_failure()
+        } else {
+            e
+        };
+        trace::failed(&e);
+        e
+    })
+}
+
+/// The error for a locked query that had to find a row and found none.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+fn missing<Q, S, W, O, C>(locked: &Locked<Q, S, W, O>, conn: &mut C) -> OccError
+where
+    C: RowLocking,
+    C::Backend: LockBackend,
+    W: WaitPolicy,
+    O: LockTarget,
+    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
+    Q::Locked: QueryFragment<C::Backend>,
+{
+    match locked.query.row() {
+        Some((table, key)) => OccError::NotFound { table, key },
+        None => {
+            let dialect = conn
+                .dialect(false)
+                .unwrap_or_else(|_| C::Backend::default_dialect());
+            OccError::NoRow {
+                query: sql::<_, _, _, _, C>(locked, dialect),
+            }
+        }
+    }
+}
+
+/// The locked query's SQL without its binds.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+fn sql<Q, S, W, O, C>(locked: &Locked<Q, S, W, O>, dialect: Dialect) -> String
+where
+    C: RowLocking,
+    C::Backend: LockBackend,
+    W: WaitPolicy,
+    O: LockTarget,
+    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
+    Q::Locked: QueryFragment<C::Backend>,
+{
+    let query = locked
+        .query
+        .clone()
+        .lock_with(RowLock::new(dialect, locked.of.clone()));
+    let sql = diesel::debug_query::<C::Backend, _>(&query).to_string();
+    match sql.split_once(" -- binds") {
+        Some((sql, _)) => sql.to_owned(),
+        None => sql,
+    }
+}
