@@ -44,6 +44,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    accounts (id) {
+        id -> Integer,
+        balance -> Integer,
+        version -> Integer,
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Optimistic)]
+struct Account {
+    id: i32,
+    balance: i32,
+    #[occ(version)]
+    version: i32,
+}
+
+diesel::table! {
     doctors (id) {
         id -> Integer,
         on_call -> Integer,
@@ -377,6 +393,86 @@ per_server! {
         .unwrap();
     }
 
+    // Found by PostgreSQL's isolation specs: a timed lock whose statement fails
+    // on the client (no row) must still put the timeout back, or a later
+    // statement of the transaction gives up early.
+    fn a_timed_lock_that_finds_no_row_restores_the_setting(db) {
+        items(&db, 1);
+        let mut b = db.conn();
+        b.batch_execute(set_timeout_7s(&db)).unwrap();
+        let seven = lock_timeout_of!(&db, &mut b);
+        b.transaction::<_, OccError, _>(|b| {
+            let missing = items::table
+                .find(99)
+                .select(items::id)
+                .exclusive()
+                .timeout(Duration::from_millis(200))
+                .get_result::<i32, _>(b);
+            match missing {
+                Err(OccError::NoRow { ref query }) => assert!(query.contains("FOR UPDATE"), "{query}"),
+                ref other => panic!("expected NoRow, got {other:?}"),
+            }
+            assert!(missing.unwrap_err().is_not_found());
+            assert_eq!(lock_timeout_of!(&db, b), seven, "after get_result found no row");
+            let none = items::table
+                .find(99)
+                .select(items::id)
+                .shared()
+                .timeout(Duration::from_millis(200))
+                .optional::<i32, _>(b)?;
+            assert_eq!(none, None);
+            assert_eq!(lock_timeout_of!(&db, b), seven, "after optional found no row");
+            let first = items::table
+                .filter(items::id.gt(50))
+                .select(items::id)
+                .exclusive()
+                .timeout(Duration::from_millis(200))
+                .first::<i32, _>(b);
+            assert!(first.unwrap_err().is_not_found());
+            assert_eq!(lock_timeout_of!(&db, b), seven, "after first found no row");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn a_models_row_locks_with_any_builder(db) {
+        db.exec("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL, version INTEGER NOT NULL)");
+        db.exec("INSERT INTO accounts (id, balance, version) VALUES (1, 10, 0), (2, 20, 0)");
+        let _holder = Holder::new(db.conn(), |c| {
+            Account::lock(1).exclusive().get_result::<Account, _>(c)?;
+            Ok(())
+        });
+        let mut b = bounded(&db);
+        b.transaction::<_, OccError, _>(|b| {
+            let held = Account::lock(1).exclusive().nowait().get_result::<Account, _>(b);
+            expect_lock_not_available(held, "a model's row held elsewhere, NOWAIT");
+            Ok(())
+        })
+        .unwrap();
+        b.transaction::<_, OccError, _>(|b| {
+            let mut free = Account::lock(2).shared().nowait().get_result::<Account, _>(b)?;
+            assert_eq!((free.id, free.balance), (2, 20));
+            let skipped = Account::lock(1).exclusive().skip_locked().optional::<Account, _>(b)?;
+            assert!(skipped.is_none(), "a held row is skipped");
+            free.balance += 1;
+            free.update_versioned(b)?;
+            match Account::lock(9).exclusive().get_result::<Account, _>(b) {
+                Err(OccError::NotFound { table: "accounts", key }) => assert_eq!(key, "id = 9"),
+                other => panic!("expected NotFound, got {other:?}"),
+            }
+            assert!(Account::lock(9).exclusive().optional::<Account, _>(b)?.is_none());
+            assert!(Account::find_shared(b, 9).unwrap_err().is_not_found());
+            Ok(())
+        })
+        .unwrap();
+        match Account::lock(2).exclusive().get_result::<Account, _>(&mut b) {
+            Err(OccError::NotInTransaction { operation }) => {
+                assert_eq!(operation, "locking the row of accounts with id = 2");
+            }
+            other => panic!("expected NotInTransaction, got {other:?}"),
+        }
+    }
+
     fn opposite_order_deadlocks_one_and_retry_finishes_both(db) {
         items(&db, 2);
         let barrier = Arc::new(Barrier::new(2));
@@ -593,6 +689,53 @@ per_server! {
     }
 }
 
+/// MariaDB spells a shared lock `LOCK IN SHARE MODE`: what reaches the server,
+/// and what `to_sql` renders once this process has seen one.
+#[cfg(feature = "mysql")]
+#[test]
+fn mariadb_gets_its_own_shared_lock_syntax() {
+    use std::sync::Mutex;
+    let Some(db) = common::MysqlDb::new("locks::mariadb_gets_its_own_shared_lock_syntax") else {
+        return;
+    };
+    items(&db, 1);
+    let mut conn = db.conn();
+    let version: String = diesel::select(diesel::dsl::sql::<Text>("VERSION()"))
+        .get_result(&mut conn)
+        .unwrap();
+    let sent = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&sent);
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            sink.lock().unwrap().push(query.to_string());
+        }
+    });
+    let got = conn
+        .transaction(|c| {
+            items::table
+                .find(1)
+                .select(items::id)
+                .shared()
+                .get_result::<i32, _>(c)
+        })
+        .unwrap();
+    assert_eq!(got, 1);
+    let shared = items::table.find(1).select(items::id).shared();
+    let sent = sent.lock().unwrap().join("\n");
+    if version.contains("MariaDB") {
+        assert!(sent.contains("LOCK IN SHARE MODE"), "{sent}");
+        assert!(!sent.contains("FOR SHARE"), "{sent}");
+        assert!(shared
+            .to_sql::<diesel::mysql::Mysql>()
+            .contains("LOCK IN SHARE MODE"));
+    } else {
+        assert!(sent.contains("FOR SHARE"), "{sent}");
+        assert!(shared
+            .to_sql::<diesel::mysql::Mysql>()
+            .contains("FOR SHARE"));
+    }
+}
+
 /// PostgreSQL only: its four strengths and the anomaly a plain read allows
 /// under READ COMMITTED.
 #[cfg(feature = "postgres")]
@@ -702,5 +845,104 @@ mod pg_only {
             total, 250,
             "read skew: the old first account plus the new second"
         );
+    }
+
+    /// `NOWAIT` covers the row lock only: the table lock a `SELECT .. FOR
+    /// UPDATE` takes first is waited for as usual, and PostgreSQL's
+    /// `lock_timeout` ending that wait is a lock timeout, not a failed NOWAIT.
+    #[test]
+    fn nowait_behind_a_table_lock_is_a_lock_timeout() {
+        let Some(db) =
+            common::PgDb::new("locks::pg_only::nowait_behind_a_table_lock_is_a_lock_timeout")
+        else {
+            return;
+        };
+        items(&db, 1);
+        let _holder = Holder::new(db.conn(), |c| {
+            c.batch_execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")?;
+            Ok(())
+        });
+        let mut b = db.conn();
+        b.batch_execute("SET lock_timeout = '200ms'").unwrap();
+        let started = Instant::now();
+        let result = b.transaction(|b| {
+            items::table
+                .find(1)
+                .select(items::id)
+                .exclusive()
+                .nowait()
+                .get_result::<i32, _>(b)
+        });
+        let waited = started.elapsed();
+        match result {
+            Err(OccError::LockTimeout(_)) => {}
+            other => panic!("expected LockTimeout, got {other:?}"),
+        }
+        assert!(waited >= Duration::from_millis(150), "waited {waited:?}");
+    }
+
+    diesel::table! {
+        occ_lock_of_schema.orders (id) {
+            id -> Integer,
+            owner -> Integer,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(orders, items);
+
+    /// `OF` with a table declared in a schema: PostgreSQL accepts the SQL and
+    /// locks only that table's rows.
+    #[test]
+    fn of_a_table_in_a_schema() {
+        let Some(db) = common::PgDb::new("locks::pg_only::of_a_table_in_a_schema") else {
+            return;
+        };
+        items(&db, 1);
+        let mut admin = db.conn();
+        admin
+            .batch_execute(
+                "DROP SCHEMA IF EXISTS occ_lock_of_schema CASCADE; \
+                 CREATE SCHEMA occ_lock_of_schema; \
+                 CREATE TABLE occ_lock_of_schema.orders (id INTEGER PRIMARY KEY, owner INTEGER NOT NULL); \
+                 INSERT INTO occ_lock_of_schema.orders VALUES (5, 1);",
+            )
+            .unwrap();
+        let mut a = db.conn();
+        let mut b = bounded(&db);
+        a.transaction::<_, OccError, _>(|a| {
+            let rows: Vec<(i32, i32)> = orders::table
+                .inner_join(items::table.on(items::id.eq(orders::owner)))
+                .select((orders::id, items::value))
+                .exclusive()
+                .of(orders::table)
+                .load(a)?;
+            assert_eq!(rows, [(5, 100)]);
+            // The order is locked, the joined item is not.
+            b.transaction::<_, OccError, _>(|b| {
+                let order = orders::table
+                    .select(orders::id)
+                    .exclusive()
+                    .nowait()
+                    .load::<i32, _>(b);
+                expect_lock_not_available(order, "the order locked with OF");
+                Ok(())
+            })
+            .unwrap();
+            b.transaction::<_, OccError, _>(|b| {
+                let item = items::table
+                    .select(items::id)
+                    .exclusive()
+                    .nowait()
+                    .load::<i32, _>(b)?;
+                assert_eq!(item, [1]);
+                Ok(())
+            })
+            .unwrap();
+            Ok(())
+        })
+        .unwrap();
+        admin
+            .batch_execute("DROP SCHEMA occ_lock_of_schema CASCADE")
+            .unwrap();
     }
 }

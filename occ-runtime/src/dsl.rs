@@ -8,7 +8,8 @@ use diesel::{Connection, OptionalExtension, RunQueryDsl, Selectable, SelectableH
 
 use crate::backend::RowLocking;
 use crate::error::OccError;
-use crate::lock::{ByKey, Exclusive, LockDsl, Locked, RunLocked, Shared};
+use crate::lock::builder::{LockDsl, Locked};
+use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
     delete_statement, DeleteStatement, FindStatement, SelectByKey, UpdateStatement, VersionProbe,

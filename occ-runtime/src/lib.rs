@@ -23,7 +23,7 @@ mod write;
 pub use crate::backend::{Isolation, OccConnection, RowLocking};
 pub use crate::dsl::OptimisticDsl;
 pub use crate::error::OccError;
-pub use crate::lock::{LockDsl, Locked};
+pub use crate::lock::builder::{LockDsl, Locked};
 pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};
 pub use crate::version::Version;
 

@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "sqlite")]
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 

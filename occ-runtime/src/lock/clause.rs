@@ -4,8 +4,8 @@
 use core::marker::PhantomData;
 use core::time::Duration;
 
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::{QueryResult, Table};
+use diesel::query_builder::QueryId;
+use diesel::Table;
 
 use crate::backend::Dialect;
 
@@ -86,23 +86,29 @@ pub(crate) mod sealed {
     }
 
     /// A strength PostgreSQL can lock with.
+    #[cfg(feature = "postgres")]
     pub trait PgStrength {
         const SQL: &'static str;
     }
+    #[cfg(feature = "postgres")]
     impl PgStrength for Exclusive {
         const SQL: &'static str = " FOR UPDATE";
     }
+    #[cfg(feature = "postgres")]
     impl PgStrength for Shared {
         const SQL: &'static str = " FOR SHARE";
     }
+    #[cfg(feature = "postgres")]
     impl PgStrength for NoKeyExclusive {
         const SQL: &'static str = " FOR NO KEY UPDATE";
     }
+    #[cfg(feature = "postgres")]
     impl PgStrength for KeyShared {
         const SQL: &'static str = " FOR KEY SHARE";
     }
 
     /// A strength MySQL and MariaDB can lock with.
+    #[cfg(feature = "mysql")]
     #[diagnostic::on_unimplemented(
         message = "MySQL and MariaDB have no `{Self}` row lock",
         note = "MySQL and MariaDB lock rows with `.exclusive()` (FOR UPDATE) or `.shared()` (FOR SHARE / LOCK IN SHARE MODE)"
@@ -110,11 +116,13 @@ pub(crate) mod sealed {
     pub trait MysqlStrength {
         fn sql(dialect: Dialect) -> &'static str;
     }
+    #[cfg(feature = "mysql")]
     impl MysqlStrength for Exclusive {
         fn sql(_: Dialect) -> &'static str {
             " FOR UPDATE"
         }
     }
+    #[cfg(feature = "mysql")]
     impl MysqlStrength for Shared {
         fn sql(dialect: Dialect) -> &'static str {
             match dialect {
@@ -130,8 +138,6 @@ pub(crate) mod sealed {
     impl<T: Table + Clone> LockTarget for Of<T> {}
 }
 
-use sealed::WaitPolicy;
-
 /// The locking clause occ appends to a query. Its SQL depends on the server's
 /// dialect, known only at run time, so it has no static query id: diesel then
 /// caches the prepared statement by its SQL text.
@@ -140,6 +146,8 @@ pub struct RowLock<S, W, O> {
     // Read only where a MySQL-backend renders a shared lock.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) dialect: Dialect,
+    // Read only where PostgreSQL renders `OF table`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) of: O,
     pub(crate) mode: PhantomData<(S, W)>,
 }
@@ -162,9 +170,10 @@ impl<S, W, O> QueryId for RowLock<S, W, O> {
 #[cfg(feature = "postgres")]
 mod pg {
     use diesel::pg::{Pg, PgQueryBuilder};
-    use diesel::query_builder::QueryBuilder;
+    use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment};
+    use diesel::QueryResult;
 
-    use super::sealed::PgStrength;
+    use super::sealed::{PgStrength, WaitPolicy};
     use super::*;
 
     impl<S, W> QueryFragment<Pg> for RowLock<S, W, AllTables>
@@ -225,15 +234,24 @@ mod pg {
 }
 
 #[cfg(feature = "mysql")]
-impl<S, W> QueryFragment<diesel::mysql::Mysql> for RowLock<S, W, AllTables>
-where
-    S: sealed::MysqlStrength,
-    W: WaitPolicy,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::mysql::Mysql>) -> QueryResult<()> {
-        out.push_sql(S::sql(self.dialect));
-        out.push_sql(W::SQL);
-        Ok(())
+mod mysql {
+    use diesel::mysql::Mysql;
+    use diesel::query_builder::{AstPass, QueryFragment};
+    use diesel::QueryResult;
+
+    use super::sealed::{MysqlStrength, WaitPolicy};
+    use super::*;
+
+    impl<S, W> QueryFragment<Mysql> for RowLock<S, W, AllTables>
+    where
+        S: MysqlStrength,
+        W: WaitPolicy,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
+            out.push_sql(S::sql(self.dialect));
+            out.push_sql(W::SQL);
+            Ok(())
+        }
     }
 }
 

@@ -2,17 +2,19 @@
 //! PostgreSQL-only strengths, with `NOWAIT`, `SKIP LOCKED`, a lock timeout and
 //! `OF table`.
 //!
-//! The strength, the wait policy and `OF` are type parameters of [`Locked`],
+//! The strength, the wait policy and `OF` are type parameters of
+//! [`Locked`](crate::Locked),
 //! so what a backend cannot do (a key-share lock on MySQL,
 //! `.nowait().skip_locked()`, any row lock on SQLite) does not compile. The
 //! types here are those parameters; a program names them only to store a
 //! builder.
 
-mod builder;
+// The builder and its trait are re-exported at the crate root, their one
+// public place.
+pub(crate) mod builder;
 mod clause;
 mod run;
 
-pub use self::builder::{LockDsl, Locked};
 pub use self::clause::{
     AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, Shared, SkipLocked, Wait,
     WaitAtMost,

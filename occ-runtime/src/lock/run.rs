@@ -32,7 +32,7 @@ impl<M: Optimistic> Clone for ByKey<M> {
     }
 }
 
-impl<M: Optimistic> super::LockDsl for ByKey<M> {}
+impl<M: Optimistic> super::builder::LockDsl for ByKey<M> {}
 
 /// A query that takes a lock clause: every query diesel can lock, and a
 /// model's row by key, which also knows how to say that it is missing.
@@ -95,42 +95,35 @@ pub trait RunLocked<C, U>: Sized {
     fn run_get_result(self, conn: &mut C) -> Result<U, OccError>;
 }
 
-// One impl per connection type, not one over every `C: RowLocking`: with the
-// connection not yet inferred, a blanket impl sends the solver through
-// diesel's `QueryFragment<_>` impls until it overflows, and the user sees that
-// instead of the missing `RowLocking`.
-macro_rules! run_locked {
-    ($($(#[$cfg:meta])* $conn:ty, $backend:ty;)*) => {$(
-        $(#[$cfg])*
-        #[diagnostic::do_not_recommend]
-        impl<Q, S, W, O, U> RunLocked<$conn, U> for Locked<Q, S, W, O>
-        where
-            W: WaitPolicy,
-            O: LockTarget,
-            Q: Clone + LockableQuery<RowLock<S, W, O>, $backend>,
-            Q::Locked: LoadQuery<'static, $conn, U> + QueryFragment<$backend>,
-        {
-            fn run_load(self, conn: &mut $conn) -> Result<Vec<U>, OccError> {
-                run(&self, conn, |query, conn| query.load(conn))
-            }
+// One impl over every row-locking connection, marked `do_not_recommend`: a
+// connection without row locks is then reported as the missing `RowLocking`
+// and `RunLocked` with their own messages, the same whichever backends are
+// compiled in. Per-connection impls made rustc list the impls that exist
+// (different per feature set) or, with one backend, infer that connection
+// and report a type mismatch instead.
+#[diagnostic::do_not_recommend]
+impl<C, Q, S, W, O, U> RunLocked<C, U> for Locked<Q, S, W, O>
+where
+    C: RowLocking<Backend: LockBackend>,
+    W: WaitPolicy,
+    O: LockTarget,
+    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
+    Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
+{
+    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
+        run(&self, conn, |query, conn| query.load(conn))
+    }
 
-            fn run_optional(self, conn: &mut $conn) -> Result<Option<U>, OccError> {
-                run(&self, conn, |query, conn| query.get_result(conn).optional())
-            }
+    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
+        run(&self, conn, |query, conn| query.get_result(conn).optional())
+    }
 
-            fn run_get_result(self, conn: &mut $conn) -> Result<U, OccError> {
-                match run(&self, conn, |query, conn| query.get_result(conn).optional())? {
-                    Some(row) => Ok(row),
-                    None => Err(missing(&self, conn)),
-                }
-            }
+    fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
+        match run(&self, conn, |query, conn| query.get_result(conn).optional())? {
+            Some(row) => Ok(row),
+            None => Err(missing(&self, conn)),
         }
-    )*};
-}
-
-run_locked! {
-    #[cfg(feature = "postgres")] diesel::PgConnection, diesel::pg::Pg;
-    #[cfg(feature = "mysql")] diesel::MysqlConnection, diesel::mysql::Mysql;
+    }
 }
 
 /// The steps around every locking statement: refuse outside a transaction

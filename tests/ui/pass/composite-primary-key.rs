@@ -45,7 +45,7 @@ fn main() {
         .select(OrderLine::as_select())
         .first(&mut conn)
         .unwrap();
-    assert_eq!(line.key(), (1, 2));
+    assert_eq!(occ::__private::Optimistic::key(&line), (1, 2));
     line.qty = 21;
     line.update_versioned(&mut conn).unwrap();
     assert_eq!(line.version, 1);
