@@ -46,6 +46,36 @@ fn a_conflict() -> OccError {
 }
 
 per_backend! {
+    fn the_hook_and_the_count_report_each_retry(db) {
+        let mut conn = setup(&db);
+        let stale: Counter = counters::table.find(1).select(Counter::as_select()).first(&mut conn).unwrap();
+        // Another writer moves the row on after it was read.
+        Counter::update_if_version(&mut db.conn(), 1, 0, counters::value.eq(5)).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hook = Arc::clone(&seen);
+        let policy = RetryPolicy::default()
+            .on_retry(move |attempt, error| hook.lock().unwrap().push((attempt, error.kind())));
+        let mut first = Some(stale);
+        let outcome = occ::retry_counted(&mut conn, &policy, |conn| {
+            // The first attempt writes the stale copy, as a careless caller would.
+            let mut counter = match first.take() {
+                Some(stale) => stale,
+                None => counters::table.find(1).select(Counter::as_select()).first(conn)?,
+            };
+            counter.value += 1;
+            counter.update_versioned(conn)?;
+            Ok(counter.value)
+        });
+        assert_eq!(outcome.result.unwrap(), 6);
+        assert_eq!(outcome.attempts, 2);
+        assert_eq!(*seen.lock().unwrap(), [(1, "conflict")]);
+        // A refused call ran no attempt.
+        let nested = conn.transaction(|conn| {
+            Ok::<_, OccError>(occ::retry_counted(conn, &policy, |_| Ok(())).attempts)
+        });
+        assert_eq!(nested.unwrap(), 0);
+    }
+
     fn racing_increments_all_land(db) {
         let _ = setup(&db);
         const THREADS: usize = 8;
@@ -294,4 +324,83 @@ mod server {
             assert_eq!(result.unwrap(), 0);
         }
     }
+}
+
+/// With the `tracing` feature, a conflict and the retry after it are events
+/// on target `occ`.
+#[cfg(all(feature = "tracing", feature = "sqlite"))]
+#[test]
+fn conflicts_and_retries_are_tracing_events() {
+    use std::sync::Mutex;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    struct Collect(Arc<Mutex<Vec<String>>>);
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={:?}", field.name(), value));
+        }
+    }
+    impl Subscriber for Collect {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let meta = event.metadata();
+            let mut fields = Fields(format!("{} {}", meta.level(), meta.target()));
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let db = common::SqliteDb::new("retry::conflicts_and_retries_are_tracing_events");
+    let mut conn = setup(&db);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let policy = RetryPolicy::default().max_attempts(2);
+    let result: Result<(), OccError> =
+        tracing::subscriber::with_default(Collect(Arc::clone(&events)), || {
+            occ::retry(&mut conn, &policy, |conn| {
+                Counter::update_if_version(conn, 1, 7, counters::value.eq(1))?;
+                Ok(())
+            })
+        });
+    assert!(result.unwrap_err().is_conflict());
+    let events = events.lock().unwrap().join("\n");
+    let lines: Vec<&str> = events.lines().collect();
+    assert_eq!(lines.len(), 4, "{events}");
+    // Each attempt's conflict, the retry between them, and the give-up.
+    assert!(
+        lines[0].starts_with("DEBUG occ message=version conflict on counters (id = 1)"),
+        "{events}"
+    );
+    assert!(lines[0].ends_with(r#"kind="conflict""#), "{events}");
+    assert!(
+        lines[1].starts_with("DEBUG occ message=retrying the transaction after: version conflict"),
+        "{events}"
+    );
+    assert!(
+        lines[1].contains(r#"attempt=1 kind="conflict" pause_ms="#),
+        "{events}"
+    );
+    assert!(
+        lines[2].starts_with("DEBUG occ message=version conflict on counters"),
+        "{events}"
+    );
+    assert!(
+        lines[3].starts_with("WARN occ message=gave up after 2 attempts: version conflict"),
+        "{events}"
+    );
+    assert!(
+        lines[3].ends_with(r#"attempts=2 kind="conflict""#),
+        "{events}"
+    );
 }

@@ -85,11 +85,17 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> Container {
                 // #[diesel(primary_key(a, b, ...))]
                 } else if meta.path.is_ident("primary_key") {
                     let mut keys = Vec::new();
-                    meta.parse_nested_meta(|key| {
-                        keys.push(key.path.require_ident()?.clone());
-                        Ok(())
-                    })?;
-                    // An empty list is no key at all, not the default `id`.
+                    // syn refuses an empty list, which would leave the key
+                    // unset and fall back to `id`: an empty list is no key.
+                    let list: proc_macro2::Group = meta.input.fork().parse()?;
+                    if list.stream().is_empty() {
+                        meta.input.parse::<proc_macro2::Group>()?;
+                    } else {
+                        meta.parse_nested_meta(|key| {
+                            keys.push(key.path.require_ident()?.clone());
+                            Ok(())
+                        })?;
+                    }
                     if keys.is_empty() {
                         cx.error(
                             &meta.path,

@@ -50,4 +50,19 @@ mod tests {
         assert!(!out.contains(":: occ ::"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }
+
+    #[test]
+    fn an_empty_primary_key_is_an_error_not_id() {
+        let out = super::derive(quote::quote! {
+            #[diesel(table_name = accounts, primary_key())]
+            struct Account {
+                id: i32,
+                #[occ(version)]
+                version: i32,
+            }
+        })
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("names no field"), "{out}");
+    }
 }

@@ -5,18 +5,19 @@ use core::marker::PhantomData;
 use core::time::Duration;
 
 use diesel::query_builder::{AsQuery, QueryFragment};
-use diesel::query_dsl::methods::LimitDsl;
-use diesel::Table;
+use diesel::query_dsl::methods::{LimitDsl, LoadQuery};
+use diesel::{OptionalExtension, RunQueryDsl, Table};
 
 use super::clause::sealed::{LockTarget, WaitPolicy, WaitUnchosen};
 use super::clause::{
     AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, RowLock, Shared, SkipLocked, Wait,
     WaitAtMost,
 };
-use super::run::{LockableQuery, RunLocked};
+use super::run::{missing, run, ByKey, LockableQuery, Parts};
 use crate::backend::sealed::LockBackend;
 use crate::backend::RowLocking;
 use crate::error::OccError;
+use crate::model::Optimistic;
 
 /// A select query with a row lock; run it inside a transaction with
 /// [`load`](Self::load), [`get_result`](Self::get_result),
@@ -62,6 +63,18 @@ pub trait LockDsl: Sized {
 }
 
 impl<Q: AsQuery> LockDsl for Q {}
+
+impl<M: Optimistic> LockDsl for ByKey<M> {}
+
+impl<Q, S, W, O> Locked<Q, S, W, O> {
+    fn parts(&self) -> Parts<'_, Q, W, O> {
+        Parts {
+            query: &self.query,
+            wait: &self.wait,
+            of: &self.of,
+        }
+    }
+}
 
 impl<Q, S> Locked<Q, S> {
     pub(crate) fn new(query: Q) -> Self {
@@ -206,5 +219,57 @@ where
             strength: PhantomData::<S>,
         };
         RunLocked::run_get_result(limited, conn)
+    }
+}
+
+/// What a lock builder's terminals need on connection `C` loading rows `U`.
+/// Kept apart from the methods so that a connection without row locks is
+/// reported by its missing [`RowLocking`] first.
+#[diagnostic::on_unimplemented(
+    message = "this locked query cannot be loaded on this connection",
+    label = "needs a PostgreSQL or MySQL/MariaDB connection, and a row type that matches the selection",
+    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(|conn| ..)` instead"
+)]
+pub trait RunLocked<C, U>: Sized {
+    /// Every row.
+    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError>;
+    /// The first row, if any.
+    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError>;
+    /// The first row, or the error that says which one is missing.
+    fn run_get_result(self, conn: &mut C) -> Result<U, OccError>;
+}
+
+// One impl over every row-locking connection, marked `do_not_recommend`: a
+// connection without row locks is then reported as the missing `RowLocking`
+// and `RunLocked` with their own messages, the same whichever backends are
+// compiled in. Per-connection impls made rustc list the impls that exist
+// (different per feature set) or, with one backend, infer that connection
+// and report a type mismatch instead.
+#[diagnostic::do_not_recommend]
+impl<C, Q, S, W, O, U> RunLocked<C, U> for Locked<Q, S, W, O>
+where
+    C: RowLocking<Backend: LockBackend>,
+    W: WaitPolicy,
+    O: LockTarget,
+    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
+    Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
+{
+    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
+        run::<_, S, _, _, _, _>(&self.parts(), conn, |query, conn| query.load(conn))
+    }
+
+    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
+        run::<_, S, _, _, _, _>(&self.parts(), conn, |query, conn| {
+            query.get_result(conn).optional()
+        })
+    }
+
+    fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
+        match run::<_, S, _, _, _, _>(&self.parts(), conn, |query, conn| {
+            query.get_result(conn).optional()
+        })? {
+            Some(row) => Ok(row),
+            None => Err(missing::<_, S, _, _, _>(&self.parts(), conn)),
+        }
     }
 }

@@ -15,9 +15,9 @@ pub(crate) mod builder;
 mod clause;
 mod run;
 
+pub(crate) use self::builder::RunLocked;
 pub use self::clause::{
     AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, Shared, SkipLocked, Wait,
     WaitAtMost,
 };
 pub use self::run::ByKey;
-pub(crate) use self::run::RunLocked;

@@ -2,10 +2,9 @@
 //! query must offer to take a lock clause.
 
 use diesel::query_builder::QueryFragment;
-use diesel::query_dsl::methods::{LoadQuery, LockingDsl};
-use diesel::{OptionalExtension, QueryResult, RunQueryDsl, Selectable, SelectableHelper};
+use diesel::query_dsl::methods::LockingDsl;
+use diesel::{QueryResult, Selectable, SelectableHelper};
 
-use super::builder::Locked;
 use super::clause::sealed::{LockTarget, WaitPolicy};
 use super::clause::RowLock;
 use crate::backend::sealed::LockBackend;
@@ -31,8 +30,6 @@ impl<M: Optimistic> Clone for ByKey<M> {
         }
     }
 }
-
-impl<M: Optimistic> super::builder::LockDsl for ByKey<M> {}
 
 /// A query that takes a lock clause: every query diesel can lock, and a
 /// model's row by key, which also knows how to say that it is missing.
@@ -78,60 +75,19 @@ where
     }
 }
 
-/// What a lock builder's terminals need on connection `C` loading rows `U`.
-/// Kept apart from the methods so that a connection without row locks is
-/// reported by its missing [`RowLocking`] first.
-#[diagnostic::on_unimplemented(
-    message = "this locked query cannot be loaded on this connection",
-    label = "needs a PostgreSQL or MySQL/MariaDB connection, and a row type that matches the selection",
-    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(|conn| ..)` instead"
-)]
-pub trait RunLocked<C, U>: Sized {
-    /// Every row.
-    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError>;
-    /// The first row, if any.
-    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError>;
-    /// The first row, or the error that says which one is missing.
-    fn run_get_result(self, conn: &mut C) -> Result<U, OccError>;
-}
-
-// One impl over every row-locking connection, marked `do_not_recommend`: a
-// connection without row locks is then reported as the missing `RowLocking`
-// and `RunLocked` with their own messages, the same whichever backends are
-// compiled in. Per-connection impls made rustc list the impls that exist
-// (different per feature set) or, with one backend, infer that connection
-// and report a type mismatch instead.
-#[diagnostic::do_not_recommend]
-impl<C, Q, S, W, O, U> RunLocked<C, U> for Locked<Q, S, W, O>
-where
-    C: RowLocking<Backend: LockBackend>,
-    W: WaitPolicy,
-    O: LockTarget,
-    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
-    Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
-{
-    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
-        run(&self, conn, |query, conn| query.load(conn))
-    }
-
-    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
-        run(&self, conn, |query, conn| query.get_result(conn).optional())
-    }
-
-    fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
-        match run(&self, conn, |query, conn| query.get_result(conn).optional())? {
-            Some(row) => Ok(row),
-            None => Err(missing(&self, conn)),
-        }
-    }
+/// What a lock builder holds: the query, its wait policy and the tables it
+/// locks (the strength is a type).
+pub(crate) struct Parts<'a, Q, W, O> {
+    pub(crate) query: &'a Q,
+    pub(crate) wait: &'a W,
+    pub(crate) of: &'a O,
 }
 
 /// The steps around every locking statement: refuse outside a transaction
 /// (sending nothing), learn the dialect, set and restore a timeout, classify
 /// the error.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-fn run<Q, S, W, O, C, R>(
-    locked: &Locked<Q, S, W, O>,
+pub(crate) fn run<Q, S, W, O, C, R>(
+    locked: &Parts<'_, Q, W, O>,
     conn: &mut C,
     execute: impl Fn(Q::Locked, &mut C) -> QueryResult<R>,
 ) -> Result<R, OccError>
@@ -196,8 +152,7 @@ where
 }
 
 /// The error for a locked query that had to find a row and found none.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-fn missing<Q, S, W, O, C>(locked: &Locked<Q, S, W, O>, conn: &mut C) -> OccError
+pub(crate) fn missing<Q, S, W, O, C>(locked: &Parts<'_, Q, W, O>, conn: &mut C) -> OccError
 where
     C: RowLocking,
     C::Backend: LockBackend,
@@ -220,8 +175,7 @@ where
 }
 
 /// The locked query's SQL without its binds.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-fn sql<Q, S, W, O, C>(locked: &Locked<Q, S, W, O>, dialect: Dialect) -> String
+fn sql<Q, S, W, O, C>(locked: &Parts<'_, Q, W, O>, dialect: Dialect) -> String
 where
     C: RowLocking,
     C::Backend: LockBackend,
