@@ -13,7 +13,7 @@ use super::clause::{
     AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, RowLock, Shared, SkipLocked, Wait,
     WaitAtMost,
 };
-use super::run::{missing, run, ByKey, LockableQuery, Parts};
+use super::run::{ByKey, LockableQuery, Parts};
 use crate::backend::sealed::LockBackend;
 use crate::backend::RowLocking;
 use crate::error::OccError;
@@ -67,11 +67,12 @@ impl<Q: AsQuery> LockDsl for Q {}
 impl<M: Optimistic> LockDsl for ByKey<M> {}
 
 impl<Q, S, W, O> Locked<Q, S, W, O> {
-    fn parts(&self) -> Parts<'_, Q, W, O> {
+    fn parts(&self) -> Parts<'_, Q, S, W, O> {
         Parts {
             query: &self.query,
             wait: &self.wait,
             of: &self.of,
+            strength: PhantomData,
         }
     }
 }
@@ -156,11 +157,7 @@ where
         Q: Clone + LockableQuery<RowLock<S, W, O>, DB>,
         Q::Locked: QueryFragment<DB>,
     {
-        let query = self
-            .query
-            .clone()
-            .lock_with(RowLock::new(DB::default_dialect(), self.of.clone()));
-        diesel::debug_query::<DB, _>(&query).to_string()
+        self.parts().debug_sql::<DB>()
     }
 
     /// Runs the query with its lock and returns every row.
@@ -255,21 +252,18 @@ where
     Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
 {
     fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
-        run::<_, S, _, _, _, _>(&self.parts(), conn, |query, conn| query.load(conn))
+        self.parts().run(conn, |query, conn| query.load(conn))
     }
 
     fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
-        run::<_, S, _, _, _, _>(&self.parts(), conn, |query, conn| {
-            query.get_result(conn).optional()
-        })
+        self.parts()
+            .run(conn, |query, conn| query.get_result(conn).optional())
     }
 
     fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
-        match run::<_, S, _, _, _, _>(&self.parts(), conn, |query, conn| {
-            query.get_result(conn).optional()
-        })? {
-            Some(row) => Ok(row),
-            None => Err(missing::<_, S, _, _, _>(&self.parts(), conn)),
-        }
+        let parts = self.parts();
+        parts
+            .run(conn, |query, conn| query.get_result(conn).optional())?
+            .ok_or_else(|| parts.missing::<C::Backend>())
     }
 }

@@ -1,6 +1,8 @@
 //! Running a lock: the steps around every locking statement, and what a
 //! query must offer to take a lock clause.
 
+use core::marker::PhantomData;
+
 use diesel::query_builder::QueryFragment;
 use diesel::query_dsl::methods::LockingDsl;
 use diesel::{QueryResult, Selectable, SelectableHelper};
@@ -18,9 +20,17 @@ use crate::trace;
 /// [`OptimisticDsl::lock`](crate::OptimisticDsl::lock) returns. Lock it with
 /// `.exclusive()`, `.shared()` and the other [`LockDsl`](crate::LockDsl)
 /// methods.
-#[derive(Debug)]
 pub struct ByKey<M: Optimistic> {
     pub(crate) key: M::Key,
+}
+
+impl<M: Optimistic> core::fmt::Debug for ByKey<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ByKey")
+            .field("table", &M::TABLE_NAME)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 impl<M: Optimistic> Clone for ByKey<M> {
@@ -76,121 +86,127 @@ where
 }
 
 /// What a lock builder holds: the query, its wait policy and the tables it
-/// locks (the strength is a type).
-pub(crate) struct Parts<'a, Q, W, O> {
+/// locks; the strength is a type.
+pub(crate) struct Parts<'a, Q, S, W, O> {
     pub(crate) query: &'a Q,
     pub(crate) wait: &'a W,
     pub(crate) of: &'a O,
+    pub(crate) strength: PhantomData<S>,
 }
 
-/// The steps around every locking statement: refuse outside a transaction
-/// (sending nothing), learn the dialect, set and restore a timeout, classify
-/// the error.
-pub(crate) fn run<Q, S, W, O, C, R>(
-    locked: &Parts<'_, Q, W, O>,
-    conn: &mut C,
-    execute: impl Fn(Q::Locked, &mut C) -> QueryResult<R>,
-) -> Result<R, OccError>
+impl<Q, S, W, O> Parts<'_, Q, S, W, O>
 where
-    C: RowLocking,
-    C::Backend: LockBackend,
+    Q: Clone,
     W: WaitPolicy,
     O: LockTarget,
-    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
-    Q::Locked: QueryFragment<C::Backend>,
 {
-    if transaction_depth(conn)? == 0 {
-        let operation = match locked.query.row() {
-            Some((table, key)) => format!("locking the row of {table} with {key}"),
-            None => format!(
-                "`{}`",
-                sql::<_, _, _, _, C>(locked, C::Backend::default_dialect())
-            ),
-        };
-        return Err(OccError::NotInTransaction { operation });
-    }
-    let statement = |dialect| {
-        let clause = RowLock::new(dialect, locked.of.clone());
-        locked.query.clone().lock_with(clause)
-    };
-    let mut dialect = conn.dialect(false)?;
-    let saved = match locked.wait.timeout() {
-        Some(timeout) => Some(conn.set_lock_timeout(timeout)?),
-        None => None,
-    };
-    let mut result = execute(statement(dialect), conn);
-    // A MySQL-backend server of the other dialect than last seen rejects a
-    // shared lock's syntax: learn this server's dialect and run it again.
-    if dialect != Dialect::Postgres && matches!(&result, Err(e) if crate::error::is_syntax_error(e))
+    /// The query with its lock clause, in `dialect`.
+    fn statement<DB>(&self, dialect: Dialect) -> Q::Locked
+    where
+        Q: LockableQuery<RowLock<S, W, O>, DB>,
     {
-        let actual = conn.dialect(true)?;
-        if actual != dialect {
-            dialect = actual;
-            result = execute(statement(dialect), conn);
-        }
+        self.query
+            .clone()
+            .lock_with(RowLock::new(dialect, self.of.clone()))
     }
-    if let Some(saved) = saved {
-        let aborted = matches!(result, Err(diesel::result::Error::DatabaseError(..)));
-        let restored = conn.restore_lock_timeout(saved, aborted);
-        if result.is_ok() {
-            restored?;
-        }
-    }
-    result.map_err(|e| {
-        let e = OccError::from(e);
-        // MariaDB reports a failed NOWAIT as a lock wait timeout (1205). On
-        // PostgreSQL a lock timeout under NOWAIT is a real one (a table lock
-        // waited for), and stays what it is.
-        let e = if W::NOWAIT && dialect == Dialect::MariaDb {
-            e.nowait_failure()
-        } else {
-            e
-        };
-        trace::failed(&e);
-        e
-    })
-}
 
-/// The error for a locked query that had to find a row and found none.
-pub(crate) fn missing<Q, S, W, O, C>(locked: &Parts<'_, Q, W, O>, conn: &mut C) -> OccError
-where
-    C: RowLocking,
-    C::Backend: LockBackend,
-    W: WaitPolicy,
-    O: LockTarget,
-    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
-    Q::Locked: QueryFragment<C::Backend>,
-{
-    match locked.query.row() {
-        Some((table, key)) => OccError::NotFound { table, key },
-        None => {
-            let dialect = conn
-                .dialect(false)
-                .unwrap_or_else(|_| C::Backend::default_dialect());
-            OccError::NoRow {
-                query: sql::<_, _, _, _, C>(locked, dialect),
+    /// The locked query as `diesel::debug_query` prints it, with its binds,
+    /// in the dialect backend `DB` renders when no connection says otherwise.
+    pub(crate) fn debug_sql<DB>(&self) -> String
+    where
+        DB: LockBackend,
+        Q: LockableQuery<RowLock<S, W, O>, DB>,
+        Q::Locked: QueryFragment<DB>,
+    {
+        let statement = self.statement::<DB>(DB::default_dialect());
+        diesel::debug_query::<DB, _>(&statement).to_string()
+    }
+
+    /// The locked query's SQL without its binds, for errors.
+    fn sql<DB>(&self) -> String
+    where
+        DB: LockBackend,
+        Q: LockableQuery<RowLock<S, W, O>, DB>,
+        Q::Locked: QueryFragment<DB>,
+    {
+        let sql = self.debug_sql::<DB>();
+        match sql.split_once(" -- binds") {
+            Some((sql, _)) => sql.to_owned(),
+            None => sql,
+        }
+    }
+
+    /// The error for a locked query that had to find a row and found none.
+    pub(crate) fn missing<DB>(&self) -> OccError
+    where
+        DB: LockBackend,
+        Q: LockableQuery<RowLock<S, W, O>, DB>,
+        Q::Locked: QueryFragment<DB>,
+    {
+        match self.query.row() {
+            Some((table, key)) => OccError::NotFound { table, key },
+            None => OccError::NoRow {
+                query: self.sql::<DB>(),
+            },
+        }
+    }
+
+    /// The steps around every locking statement: refuse outside a transaction
+    /// (sending nothing), learn the dialect, set and restore a timeout,
+    /// classify the error.
+    pub(crate) fn run<C, R>(
+        &self,
+        conn: &mut C,
+        execute: impl Fn(Q::Locked, &mut C) -> QueryResult<R>,
+    ) -> Result<R, OccError>
+    where
+        C: RowLocking<Backend: LockBackend>,
+        Q: LockableQuery<RowLock<S, W, O>, C::Backend>,
+        Q::Locked: QueryFragment<C::Backend>,
+    {
+        if transaction_depth(conn)? == 0 {
+            let operation = match self.query.row() {
+                Some((table, key)) => format!("locking the row of {table} with {key}"),
+                None => format!("`{}`", self.sql::<C::Backend>()),
+            };
+            return Err(OccError::NotInTransaction { operation });
+        }
+        let mut dialect = conn.dialect(false)?;
+        let saved = match self.wait.timeout() {
+            Some(timeout) => Some(conn.set_lock_timeout(timeout)?),
+            None => None,
+        };
+        let mut result = execute(self.statement(dialect), conn);
+        // A MySQL-backend server of the other dialect than last seen rejects a
+        // shared lock's syntax: learn this server's dialect and run it again.
+        if dialect != Dialect::Postgres
+            && matches!(&result, Err(e) if crate::error::is_syntax_error(e))
+        {
+            let actual = conn.dialect(true)?;
+            if actual != dialect {
+                dialect = actual;
+                result = execute(self.statement(dialect), conn);
             }
         }
-    }
-}
-
-/// The locked query's SQL without its binds.
-fn sql<Q, S, W, O, C>(locked: &Parts<'_, Q, W, O>, dialect: Dialect) -> String
-where
-    C: RowLocking,
-    C::Backend: LockBackend,
-    W: WaitPolicy,
-    O: LockTarget,
-    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
-    Q::Locked: QueryFragment<C::Backend>,
-{
-    let query = locked
-        .query
-        .clone()
-        .lock_with(RowLock::new(dialect, locked.of.clone()));
-    let sql = diesel::debug_query::<C::Backend, _>(&query).to_string();
-    match sql.split_once(" -- binds") {
-        Some((sql, _)) => sql.to_owned(),
-        None => sql,
+        if let Some(saved) = saved {
+            let aborted = matches!(result, Err(diesel::result::Error::DatabaseError(..)));
+            let restored = conn.restore_lock_timeout(saved, aborted);
+            if result.is_ok() {
+                restored?;
+            }
+        }
+        result.map_err(|e| {
+            let e = OccError::from(e);
+            // MariaDB reports a failed NOWAIT as a lock wait timeout (1205). On
+            // PostgreSQL a lock timeout under NOWAIT is a real one (a table
+            // lock waited for), and stays what it is.
+            let e = if W::NOWAIT && dialect == Dialect::MariaDb {
+                e.nowait_failure()
+            } else {
+                e
+            };
+            trace::failed(&e);
+            e
+        })
     }
 }
