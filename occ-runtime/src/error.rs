@@ -189,6 +189,7 @@ impl OccError {
     /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
     /// with error 1205, and only the caller knows which one it asked for. Not
     /// for PostgreSQL, where a lock timeout under `NOWAIT` is a real one.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) fn nowait_failure(self) -> Self {
         match self {
             Self::LockTimeout(e) => Self::LockNotAvailable(e),
@@ -241,6 +242,7 @@ impl From<DieselError> for OccError {
 
 /// A MySQL-backend server's answer to SQL of the other dialect (MariaDB's
 /// `LOCK IN SHARE MODE` sent to MySQL, or the reverse).
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn is_syntax_error(error: &DieselError) -> bool {
     matches!(error, DieselError::DatabaseError(_, info)
         if info.message().contains("error in your SQL syntax"))

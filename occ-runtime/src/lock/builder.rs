@@ -5,8 +5,8 @@ use core::marker::PhantomData;
 use core::time::Duration;
 
 use diesel::query_builder::{AsQuery, QueryFragment};
-use diesel::query_dsl::methods::{LimitDsl, LoadQuery};
-use diesel::{OptionalExtension, RunQueryDsl, Table};
+use diesel::query_dsl::methods::LimitDsl;
+use diesel::Table;
 
 use super::clause::sealed::{LockTarget, WaitPolicy, WaitUnchosen};
 use super::clause::{
@@ -242,28 +242,44 @@ pub trait RunLocked<C, U>: Sized {
 // compiled in. Per-connection impls made rustc list the impls that exist
 // (different per feature set) or, with one backend, infer that connection
 // and report a type mismatch instead.
-#[diagnostic::do_not_recommend]
-impl<C, Q, S, W, O, U> RunLocked<C, U> for Locked<Q, S, W, O>
-where
-    C: RowLocking<Backend: LockBackend>,
-    W: WaitPolicy,
-    O: LockTarget,
-    Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
-    Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
-{
-    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
-        self.parts().run(conn, |query, conn| query.load(conn))
-    }
+//
+// Without a server backend nothing has row locks, and the impl is left out:
+// rustc would otherwise chase `QueryFragment<_>` through diesel's impls for a
+// clause no backend renders until it overflows (E0275), beside the messages.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod server {
+    use diesel::query_builder::QueryFragment;
+    use diesel::query_dsl::methods::LoadQuery;
+    use diesel::{OptionalExtension, RunQueryDsl};
 
-    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
-        self.parts()
-            .run(conn, |query, conn| query.get_result(conn).optional())
-    }
+    use super::{LockTarget, LockableQuery, Locked, RowLock, RunLocked, WaitPolicy};
+    use crate::backend::sealed::LockBackend;
+    use crate::backend::RowLocking;
+    use crate::error::OccError;
 
-    fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
-        let parts = self.parts();
-        parts
-            .run(conn, |query, conn| query.get_result(conn).optional())?
-            .ok_or_else(|| parts.missing::<C::Backend>())
+    #[diagnostic::do_not_recommend]
+    impl<C, Q, S, W, O, U> RunLocked<C, U> for Locked<Q, S, W, O>
+    where
+        C: RowLocking<Backend: LockBackend>,
+        W: WaitPolicy,
+        O: LockTarget,
+        Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
+        Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
+    {
+        fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
+            self.parts().run(conn, |query, conn| query.load(conn))
+        }
+
+        fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
+            self.parts()
+                .run(conn, |query, conn| query.get_result(conn).optional())
+        }
+
+        fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
+            let parts = self.parts();
+            parts
+                .run(conn, |query, conn| query.get_result(conn).optional())?
+                .ok_or_else(|| parts.missing::<C::Backend>())
+        }
     }
 }

@@ -137,6 +137,7 @@ where
     }
 
     /// The error for a locked query that had to find a row and found none.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) fn missing<DB>(&self) -> OccError
     where
         DB: LockBackend,
@@ -154,6 +155,7 @@ where
     /// The steps around every locking statement: refuse outside a transaction
     /// (sending nothing), learn the dialect, set and restore a timeout,
     /// classify the error.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) fn run<C, R>(
         &self,
         conn: &mut C,
