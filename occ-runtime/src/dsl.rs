@@ -84,7 +84,10 @@ pub trait OptimisticDsl: Optimistic {
     {
         let key = self.key();
         let find = SelectByKey::new(Self::key_predicate(key.clone()), Self::as_select(), ());
-        *self = write::found(find.get_result(conn).optional(), &key)?;
+        *self = find
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(|| write::not_found::<Self>(&key))?;
         Ok(())
     }
 

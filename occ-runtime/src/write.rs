@@ -5,7 +5,7 @@
 use diesel::connection::LoadConnection;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::query_dsl::methods::LoadQuery;
-use diesel::{Connection, OptionalExtension, QueryResult, RunQueryDsl};
+use diesel::{Connection, OptionalExtension, RunQueryDsl};
 
 use crate::error::OccError;
 use crate::model::Optimistic;
@@ -106,12 +106,4 @@ where
 {
     let statement = UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next);
     execute::<M, C, _>(conn, statement, key, expected)
-}
-
-/// A find-by-key that found nothing, as an error.
-pub(crate) fn found<M: Optimistic>(
-    row: QueryResult<Option<M>>,
-    key: &M::Key,
-) -> Result<M, OccError> {
-    row?.ok_or_else(|| not_found::<M>(key))
 }
