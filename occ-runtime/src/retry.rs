@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use crate::backend::{transaction_depth, Isolation, OccConnection};
+use crate::backend::{transaction_at, transaction_depth, Isolation, OccConnection};
 use crate::error::OccError;
 use crate::trace;
 
@@ -187,7 +187,7 @@ where
     }
     let mut attempt = 1;
     loop {
-        match conn.transaction_at(policy.isolation, &mut body) {
+        match transaction_at(conn, policy.isolation, &mut body) {
             Err(error) if policy.should_retry(&error, attempt) => {
                 let pause = policy.backoff(attempt);
                 trace::retrying(attempt, &error, pause);

@@ -84,6 +84,11 @@ pub trait TestDb {
     const DIALECT: Dialect;
     /// A new connection to this test's database.
     fn conn(&self) -> Self::Conn;
+    /// An r2d2 pool of `size` connections to this test's database.
+    #[cfg(feature = "r2d2")]
+    fn pool(&self, size: u32) -> diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<Self::Conn>>
+    where
+        Self::Conn: diesel::r2d2::R2D2Connection + 'static;
     /// Runs SQL after replacing `{ts}` and `{key_text}` with this backend's types.
     fn exec(&self, sql: &str) {
         let sql = sql
@@ -171,10 +176,44 @@ impl TestDb for SqliteDb {
     fn conn(&self) -> Self::Conn {
         let mut conn = diesel::SqliteConnection::establish(self.path.to_str().unwrap())
             .expect("open sqlite file");
-        conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
-            .expect("sqlite pragmas");
+        conn.batch_execute(SQLITE_PRAGMAS).expect("sqlite pragmas");
         conn
     }
+    #[cfg(feature = "r2d2")]
+    fn pool(&self, size: u32) -> diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<Self::Conn>> {
+        pool(self.path.to_str().unwrap(), size, SQLITE_PRAGMAS)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+/// A pool whose every connection first runs `setup`.
+#[cfg(feature = "r2d2")]
+fn pool<C>(
+    url: &str,
+    size: u32,
+    setup: &str,
+) -> diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<C>>
+where
+    C: diesel::r2d2::R2D2Connection + 'static,
+{
+    #[derive(Debug)]
+    struct Setup(String);
+    impl<C: Connection> diesel::r2d2::CustomizeConnection<C, diesel::r2d2::Error> for Setup {
+        fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
+            if !self.0.is_empty() {
+                conn.batch_execute(&self.0)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
+            Ok(())
+        }
+    }
+    diesel::r2d2::Pool::builder()
+        .max_size(size)
+        .connection_customizer(Box::new(Setup(setup.to_owned())))
+        .build(diesel::r2d2::ConnectionManager::new(url))
+        .expect("build the pool")
 }
 
 #[cfg(feature = "postgres")]
@@ -218,6 +257,14 @@ impl TestDb for PgDb {
         conn.batch_execute(&format!("SET search_path TO {}", self.schema))
             .expect("select test schema");
         conn
+    }
+    #[cfg(feature = "r2d2")]
+    fn pool(&self, size: u32) -> diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<Self::Conn>> {
+        pool(
+            &self.url,
+            size,
+            &format!("SET search_path TO {}", self.schema),
+        )
     }
 }
 
@@ -268,5 +315,9 @@ impl TestDb for MysqlDb {
     fn conn(&self) -> Self::Conn {
         diesel::MysqlConnection::establish(&format!("{}/{}", self.server, self.database))
             .expect("connect to the test database")
+    }
+    #[cfg(feature = "r2d2")]
+    fn pool(&self, size: u32) -> diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<Self::Conn>> {
+        pool(&format!("{}/{}", self.server, self.database), size, "")
     }
 }

@@ -15,6 +15,8 @@ use crate::error::OccError;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "r2d2")]
+mod pooled;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -40,7 +42,6 @@ pub enum Isolation {
 }
 
 impl Isolation {
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
     fn sql(self) -> &'static str {
         match self {
             Self::ReadCommitted => "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
@@ -48,6 +49,40 @@ impl Isolation {
             Self::Serializable => "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
         }
     }
+}
+
+/// Where a backend takes the isolation level of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationAt {
+    /// As the transaction's first statement (PostgreSQL).
+    First,
+    /// Before the transaction starts; inside one it is refused (MySQL).
+    Before,
+    /// Nowhere: every transaction is serializable (SQLite), so any level
+    /// asked for is met.
+    Always,
+}
+
+/// Runs `body` in a new outermost transaction at `isolation` (the backend's
+/// default when `None`), committing on `Ok` and rolling back on `Err`.
+pub(crate) fn transaction_at<C, T>(
+    conn: &mut C,
+    isolation: Option<Isolation>,
+    body: &mut dyn FnMut(&mut C) -> Result<T, OccError>,
+) -> Result<T, OccError>
+where
+    C: OccConnection,
+{
+    let level = isolation.filter(|_| C::ISOLATION != IsolationAt::Always);
+    if let (Some(level), IsolationAt::Before) = (level, C::ISOLATION) {
+        conn.batch_execute(level.sql())?;
+    }
+    conn.transaction(|conn| {
+        if let (Some(level), IsolationAt::First) = (level, C::ISOLATION) {
+            conn.batch_execute(level.sql())?;
+        }
+        body(conn)
+    })
 }
 
 /// Which SQL a row lock is written in. PostgreSQL has one; the MySQL backend
@@ -78,17 +113,11 @@ pub trait RowLocking: OccConnection + sealed::Locks {}
 /// The hooks each backend implements. Public traits in a private module: they
 /// bound the public traits above, but nobody outside can name or implement them.
 pub(crate) mod sealed {
-    use super::{Dialect, Duration, Isolation, OccError};
+    use super::{Dialect, Duration, IsolationAt, OccError};
 
-    pub trait Transactions: Sized {
-        /// Runs `body` in a new outermost transaction at `isolation` (the
-        /// backend's default when `None`), committing on `Ok` and rolling back
-        /// on `Err`.
-        fn transaction_at<T>(
-            &mut self,
-            isolation: Option<Isolation>,
-            body: &mut dyn FnMut(&mut Self) -> Result<T, OccError>,
-        ) -> Result<T, OccError>;
+    pub trait Transactions {
+        /// Where this backend takes `SET TRANSACTION ISOLATION LEVEL`.
+        const ISOLATION: IsolationAt;
     }
 
     /// A diesel backend with row locks, and the dialect its SQL is rendered

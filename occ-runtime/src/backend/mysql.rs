@@ -3,10 +3,10 @@ use core::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
-use diesel::{Connection, MysqlConnection, RunQueryDsl};
+use diesel::{MysqlConnection, RunQueryDsl};
 
 use super::sealed::{LockBackend, Locks, Transactions};
-use super::{Dialect, Isolation, OccConnection, RowLocking};
+use super::{Dialect, IsolationAt, OccConnection, RowLocking};
 use crate::error::OccError;
 
 impl OccConnection for MysqlConnection {}
@@ -29,18 +29,7 @@ impl LockBackend for diesel::mysql::Mysql {
 }
 
 impl Transactions for MysqlConnection {
-    // MySQL sets the level of the next transaction before it starts; inside
-    // one it refuses.
-    fn transaction_at<T>(
-        &mut self,
-        isolation: Option<Isolation>,
-        body: &mut dyn FnMut(&mut Self) -> Result<T, OccError>,
-    ) -> Result<T, OccError> {
-        if let Some(level) = isolation {
-            self.batch_execute(level.sql())?;
-        }
-        self.transaction(|conn| body(conn))
-    }
+    const ISOLATION: IsolationAt = IsolationAt::Before;
 }
 
 impl Locks for MysqlConnection {

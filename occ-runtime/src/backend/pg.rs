@@ -1,11 +1,10 @@
 use core::time::Duration;
 
-use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::{PgConnection, RunQueryDsl};
 
 use super::sealed::{LockBackend, Locks, Transactions};
-use super::{Dialect, Isolation, OccConnection, RowLocking};
+use super::{Dialect, IsolationAt, OccConnection, RowLocking};
 use crate::error::OccError;
 
 impl OccConnection for PgConnection {}
@@ -24,19 +23,7 @@ struct Setting {
 }
 
 impl Transactions for PgConnection {
-    // PostgreSQL takes the level as the transaction's first statement.
-    fn transaction_at<T>(
-        &mut self,
-        isolation: Option<Isolation>,
-        body: &mut dyn FnMut(&mut Self) -> Result<T, OccError>,
-    ) -> Result<T, OccError> {
-        self.transaction(|conn| {
-            if let Some(level) = isolation {
-                conn.batch_execute(level.sql())?;
-            }
-            body(conn)
-        })
-    }
+    const ISOLATION: IsolationAt = IsolationAt::First;
 }
 
 impl Locks for PgConnection {
