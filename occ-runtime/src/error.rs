@@ -112,6 +112,14 @@ pub enum OccError {
         depth: u32,
     },
 
+    /// The connection cannot be used again: a transaction failed, and so did
+    /// the rollback that should have ended it (the connection was lost, or
+    /// the server is in a state occ cannot repair). Open a new connection (a
+    /// pool discards this one); whether the last transaction committed is
+    /// unknown only if the failure came from its COMMIT.
+    #[error("the connection cannot be used again; open a new one")]
+    ConnectionBroken(#[source] DieselError),
+
     /// Any other database error, unchanged.
     #[error(transparent)]
     Database(DieselError),
@@ -156,7 +164,7 @@ impl OccError {
     /// `conflict`, `not_found` (also for [`NoRow`](Self::NoRow)),
     /// `key_not_unique`, `deadlock`, `lock_not_available`, `lock_timeout`,
     /// `serialization_failure`, `busy`, `not_in_transaction`,
-    /// `retry_inside_transaction`, `database`.
+    /// `retry_inside_transaction`, `connection_broken`, `database`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Conflict { .. } => "conflict",
@@ -169,6 +177,7 @@ impl OccError {
             Self::Busy(_) => "busy",
             Self::NotInTransaction { .. } => "not_in_transaction",
             Self::RetryInsideTransaction { .. } => "retry_inside_transaction",
+            Self::ConnectionBroken(_) => "connection_broken",
             Self::Database(_) => "database",
         }
     }
@@ -181,6 +190,7 @@ impl OccError {
             | Self::LockTimeout(e)
             | Self::SerializationFailure(e)
             | Self::Busy(e)
+            | Self::ConnectionBroken(e)
             | Self::Database(e) => Some(e),
             _ => None,
         }

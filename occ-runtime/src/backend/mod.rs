@@ -77,12 +77,44 @@ where
     if let (Some(level), IsolationAt::Before) = (level, C::ISOLATION) {
         conn.batch_execute(level.sql())?;
     }
-    conn.transaction(|conn| {
+    let result = conn.transaction(|conn| {
         if let (Some(level), IsolationAt::First) = (level, C::ISOLATION) {
             conn.batch_execute(level.sql())?;
         }
         body(conn)
-    })
+    });
+    if let Err(error) = &result {
+        // Conflicts and the like are occ's reading of a clean result; only an
+        // error from the server can leave a statement half-read.
+        if error.database_error().is_some() {
+            conn.after_failed_transaction();
+        }
+        repair(conn)?;
+    }
+    result
+}
+
+/// After a transaction whose rollback failed, diesel refuses every further
+/// transaction on the connection (`BrokenTransactionManager`). The server
+/// may well have ended the transaction itself: Galera aborts a local
+/// transaction that a replicated write conflicts with, and then answers the
+/// ROLLBACK with 1213. One more ROLLBACK tells: if the server accepts it, no
+/// transaction is open and the connection is as good as new; if not, the
+/// connection cannot be used again.
+fn repair<C: Connection>(conn: &mut C) -> Result<(), OccError> {
+    let status = C::TransactionManager::transaction_manager_status_mut(conn);
+    if status.transaction_depth().is_ok() {
+        return Ok(());
+    }
+    match conn.batch_execute("ROLLBACK") {
+        Ok(()) => {}
+        // SQLite refuses a ROLLBACK outside a transaction: then none is open.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("no transaction is active") => {}
+        Err(error) => return Err(OccError::ConnectionBroken(error)),
+    }
+    *C::TransactionManager::transaction_manager_status_mut(conn) = Default::default();
+    Ok(())
 }
 
 /// Which SQL a row lock is written in. PostgreSQL has one; the MySQL backend
@@ -118,6 +150,10 @@ pub(crate) mod sealed {
     pub trait Transactions {
         /// Where this backend takes `SET TRANSACTION ISOLATION LEVEL`.
         const ISOLATION: IsolationAt;
+
+        /// Puts right what a failed transaction may have left behind on the
+        /// client side, before the connection is used again.
+        fn after_failed_transaction(&mut self) {}
     }
 
     /// A diesel backend with row locks, and the dialect its SQL is rendered

@@ -1,7 +1,7 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 use core::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{CacheSize, Connection, SimpleConnection};
 use diesel::sql_types::Text;
 use diesel::{MysqlConnection, RunQueryDsl};
 
@@ -30,6 +30,16 @@ impl LockBackend for diesel::mysql::Mysql {
 
 impl Transactions for MysqlConnection {
     const ISOLATION: IsolationAt = IsolationAt::Before;
+
+    // An error that arrives inside a result set (Galera aborting a
+    // transaction while a locking read streams its rows) leaves the prepared
+    // statement that read it in a state where its next execution waits
+    // forever for a reply. Dropping the cached statements closes them; the
+    // next use prepares them again.
+    fn after_failed_transaction(&mut self) {
+        self.set_prepared_statement_cache_size(CacheSize::Disabled);
+        self.set_prepared_statement_cache_size(CacheSize::Unbounded);
+    }
 }
 
 impl Locks for MysqlConnection {

@@ -22,6 +22,10 @@ where
     M::Connection: Transactions,
 {
     const ISOLATION: IsolationAt = <M::Connection as Transactions>::ISOLATION;
+
+    fn after_failed_transaction(&mut self) {
+        (**self).after_failed_transaction();
+    }
 }
 
 impl<M> RowLocking for PooledConnection<M>
