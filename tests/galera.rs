@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::channel;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -31,6 +31,9 @@ struct Counter {
 }
 
 const WRITERS_PER_NODE: usize = 2;
+
+/// The races share the cluster; the test that cuts a node off has it alone.
+static CLUSTER: RwLock<()> = RwLock::new(());
 const INCREMENTS: usize = 100;
 
 fn nodes() -> Option<Vec<String>> {
@@ -138,6 +141,7 @@ fn increment_locked(conn: &mut MysqlConnection) -> Result<(), OccError> {
 #[test]
 fn versioned_writers_on_every_node_lose_nothing() {
     let Some(nodes) = nodes() else { return };
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
     let urls = table(&nodes, "occ_galera_versioned");
     let (total, retried, failures) = race(&urls, increment_versioned);
     eprintln!("versioned: total {total}, retried {retried:?}, failures {failures:?}");
@@ -148,9 +152,153 @@ fn versioned_writers_on_every_node_lose_nothing() {
 #[test]
 fn locking_writers_on_every_node_lose_nothing() {
     let Some(nodes) = nodes() else { return };
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
     let urls = table(&nodes, "occ_galera_locked");
     let (total, retried, failures) = race(&urls, increment_locked);
     eprintln!("locked: total {total}, retried {retried:?}, failures {failures:?}");
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(total as usize, urls.len() * WRITERS_PER_NODE * INCREMENTS);
+}
+
+/// A versioned write on one node is what a read on another sees, with
+/// `wsrep_sync_wait` making the read wait for the cluster to catch up; and a
+/// stale copy written through a third node conflicts.
+#[test]
+fn a_write_on_one_node_is_seen_and_checked_on_the_others() {
+    let Some(nodes) = nodes() else { return };
+    let _shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let urls = table(&nodes, "occ_galera_visibility");
+    let mut conns: Vec<MysqlConnection> = urls
+        .iter()
+        .map(|url| MysqlConnection::establish(url).unwrap())
+        .collect();
+    for conn in &mut conns {
+        conn.batch_execute("SET SESSION wsrep_sync_wait = 1")
+            .unwrap();
+    }
+    let mut stale: Counter = counters::table
+        .find(1)
+        .select(Counter::as_select())
+        .first(&mut conns[2])
+        .unwrap();
+    let mut first: Counter = counters::table
+        .find(1)
+        .select(Counter::as_select())
+        .first(&mut conns[0])
+        .unwrap();
+    first.value = 41;
+    first.update_versioned(&mut conns[0]).unwrap();
+    let seen: Counter = counters::table
+        .find(1)
+        .select(Counter::as_select())
+        .first(&mut conns[1])
+        .unwrap();
+    assert_eq!((seen.value, seen.version), (41, 1));
+    stale.value = 7;
+    let error = stale.update_versioned(&mut conns[2]).unwrap_err();
+    assert!(error.is_conflict(), "{error:?}");
+}
+
+/// A node cut off from the cluster answers "not ready": occ says
+/// `NodeUnavailable`, which `occ::retry` does not retry on that connection,
+/// while the other two nodes go on.
+#[test]
+fn a_node_cut_off_is_unavailable_and_the_others_go_on() {
+    let Some(nodes) = nodes() else { return };
+    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
+    let urls = table(&nodes, "occ_galera_isolated");
+    let mut cut = MysqlConnection::establish(&urls[2]).unwrap();
+    cut.batch_execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 1'")
+        .unwrap();
+    // Put the node back whatever happens below.
+    struct Rejoin(String);
+    impl Drop for Rejoin {
+        fn drop(&mut self) {
+            let mut conn = MysqlConnection::establish(&self.0).expect("reach the cut-off node");
+            conn.batch_execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 0'")
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let state: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                      WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE_COMMENT')",
+                ))
+                .get_result(&mut conn)
+                .unwrap();
+                if state == "Synced" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the node did not rejoin: {state}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    let rejoin = Rejoin(urls[2].clone());
+    let started = Instant::now();
+    let error = loop {
+        let attempt = occ::retry_counted(&mut cut, &RetryPolicy::default(), |conn| {
+            let mut c: Counter = counters::table
+                .find(1)
+                .select(Counter::as_select())
+                .first(conn)?;
+            c.value += 1;
+            c.update_versioned(conn)
+        });
+        match attempt.result {
+            Err(error) if error.kind() == "node_unavailable" => {
+                assert_eq!(attempt.attempts, 1, "not retried on that connection");
+                break error;
+            }
+            other => {
+                // The cut takes effect within the group's timeouts.
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "still served: {other:?}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert!(!error.is_retryable());
+    eprintln!("cut off after {:?}: {error}", started.elapsed());
+    // The other two nodes still form the primary component.
+    let mut alive = MysqlConnection::establish(&urls[0]).unwrap();
+    let before: i32 = counters::table
+        .find(1)
+        .select(counters::value)
+        .first(&mut alive)
+        .unwrap();
+    occ::retry(&mut alive, &RetryPolicy::default(), |conn| {
+        let mut c: Counter = counters::table
+            .find(1)
+            .select(Counter::as_select())
+            .first(conn)?;
+        c.value += 1;
+        c.update_versioned(conn)
+    })
+    .unwrap();
+    let after: i32 = counters::table
+        .find(1)
+        .select(counters::value)
+        .first(&mut alive)
+        .unwrap();
+    assert_eq!(after, before + 1);
+    // Back in the cluster, the same connection serves again: the next call
+    // repairs what the refused rollback left.
+    drop(rejoin);
+    let value = occ::retry(&mut cut, &RetryPolicy::default(), |conn| {
+        conn.batch_execute("SET SESSION wsrep_sync_wait = 1")?;
+        let mut c: Counter = counters::table
+            .find(1)
+            .select(Counter::as_select())
+            .first(conn)?;
+        c.value += 1;
+        c.update_versioned(conn)?;
+        Ok(c.value)
+    })
+    .unwrap();
+    assert_eq!(value, after + 1);
 }

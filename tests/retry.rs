@@ -253,6 +253,8 @@ fn serializable_isolation_is_applied_on_postgres() {
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod server {
+    use diesel::connection::SimpleConnection;
+
     use super::*;
 
     /// B's closure tries a NOWAIT lock on the row A holds; after its first
@@ -307,7 +309,70 @@ mod server {
         }};
     }
 
+    /// This connection's id on the server, and the SQL another connection
+    /// runs to end it.
+    fn killer<C: Connection + diesel::connection::LoadConnection>(conn: &mut C) -> String
+    where
+        diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, Id>,
+    {
+        let pg = std::any::type_name::<C>().contains("Pg");
+        let id = diesel::sql_query(if pg {
+            "SELECT CAST(pg_backend_pid() AS BIGINT) AS id"
+        } else {
+            "SELECT CAST(CONNECTION_ID() AS SIGNED) AS id"
+        })
+        .get_result::<Id>(conn)
+        .expect("read the connection id")
+        .id;
+        if pg {
+            format!("SELECT pg_terminate_backend({id})")
+        } else {
+            format!("KILL CONNECTION {id}")
+        }
+    }
+
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+
     per_server! {
+        fn a_connection_lost_mid_transaction_is_broken_and_not_retried(db) {
+            let _ = setup(&db);
+            let mut conn = db.conn();
+            let kill = killer(&mut conn);
+            let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| {
+                db.conn().batch_execute(&kill).expect("end the connection");
+                counters::table.find(1).select(counters::value).first::<i32>(conn)?;
+                Ok(())
+            });
+            assert_eq!(outcome.attempts, 1, "{:?}", outcome.result);
+            let error = outcome.result.unwrap_err();
+            assert_eq!(error.kind(), "connection_broken", "{error:?}");
+            assert!(!error.is_retryable());
+        }
+
+        fn a_connection_lost_in_commit_has_an_unknown_outcome(db) {
+            let _ = setup(&db);
+            let mut conn = db.conn();
+            let kill = killer(&mut conn);
+            let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| {
+                Counter::update_if_version(conn, 1, 0, counters::value.eq(9))?;
+                db.conn().batch_execute(&kill).expect("end the connection");
+                // Give the server a moment to close the socket.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(())
+            });
+            assert_eq!(outcome.attempts, 1, "{:?}", outcome.result);
+            let error = outcome.result.unwrap_err();
+            assert_eq!(error.kind(), "commit_outcome_unknown", "{error:?}");
+            assert!(!error.is_retryable());
+            // Here the server had not committed: the row is as it was.
+            let value: i32 = counters::table.find(1).select(counters::value).first(&mut db.conn()).unwrap();
+            assert_eq!(value, 0);
+        }
+
         fn lock_failures_are_not_retried_by_default(db) {
             let (ran, result) = lock_failure_then_release!(&db, RetryPolicy::default());
             assert_eq!(ran, 1);

@@ -112,13 +112,25 @@ pub enum OccError {
         depth: u32,
     },
 
-    /// The connection cannot be used again: a transaction failed, and so did
-    /// the rollback that should have ended it (the connection was lost, or
-    /// the server is in a state occ cannot repair). Open a new connection (a
-    /// pool discards this one); whether the last transaction committed is
-    /// unknown only if the failure came from its COMMIT.
+    /// The connection is gone (lost, closed, the server went away) or cannot
+    /// be used again (a transaction failed and so did the rollback that should
+    /// have ended it). Open a new connection; a pool discards this one. Not
+    /// retried on the same connection.
     #[error("the connection cannot be used again; open a new one")]
     ConnectionBroken(#[source] DieselError),
+
+    /// The connection broke while the transaction was committing: it may or
+    /// may not have committed. Never retried: check what the database holds
+    /// before doing it again, or make the transaction safe to repeat.
+    #[error("the connection broke during COMMIT: the transaction may or may not have committed")]
+    CommitOutcomeUnknown(#[source] DieselError),
+
+    /// This node of a cluster cannot serve now (Galera: not part of the
+    /// primary component, 1047 `WSREP has not yet prepared node for
+    /// application use`). Try another node, or this one later. Not retried on
+    /// the same connection.
+    #[error("this database node cannot serve requests now; use another node or wait")]
+    NodeUnavailable(#[source] DieselError),
 
     /// Any other database error, unchanged.
     #[error(transparent)]
@@ -164,7 +176,8 @@ impl OccError {
     /// `conflict`, `not_found` (also for [`NoRow`](Self::NoRow)),
     /// `key_not_unique`, `deadlock`, `lock_not_available`, `lock_timeout`,
     /// `serialization_failure`, `busy`, `not_in_transaction`,
-    /// `retry_inside_transaction`, `connection_broken`, `database`.
+    /// `retry_inside_transaction`, `connection_broken`,
+    /// `commit_outcome_unknown`, `node_unavailable`, `database`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Conflict { .. } => "conflict",
@@ -178,6 +191,8 @@ impl OccError {
             Self::NotInTransaction { .. } => "not_in_transaction",
             Self::RetryInsideTransaction { .. } => "retry_inside_transaction",
             Self::ConnectionBroken(_) => "connection_broken",
+            Self::CommitOutcomeUnknown(_) => "commit_outcome_unknown",
+            Self::NodeUnavailable(_) => "node_unavailable",
             Self::Database(_) => "database",
         }
     }
@@ -191,8 +206,27 @@ impl OccError {
             | Self::SerializationFailure(e)
             | Self::Busy(e)
             | Self::ConnectionBroken(e)
+            | Self::CommitOutcomeUnknown(e)
+            | Self::NodeUnavailable(e)
             | Self::Database(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// The database error inside, for an error that came from
+    /// `From<diesel::result::Error>`.
+    pub(crate) fn into_database_error(self) -> DieselError {
+        match self {
+            Self::Deadlock(e)
+            | Self::LockNotAvailable(e)
+            | Self::LockTimeout(e)
+            | Self::SerializationFailure(e)
+            | Self::Busy(e)
+            | Self::ConnectionBroken(e)
+            | Self::CommitOutcomeUnknown(e)
+            | Self::NodeUnavailable(e)
+            | Self::Database(e) => e,
+            other => DieselError::QueryBuilderError(other.to_string().into()),
         }
     }
 
@@ -212,40 +246,90 @@ impl OccError {
 /// the kind is `Unknown`: diesel exposes neither SQLSTATE nor MySQL error numbers.
 impl From<DieselError> for OccError {
     fn from(error: DieselError) -> Self {
-        let DieselError::DatabaseError(kind, info) = &error else {
-            return Self::Database(error);
-        };
-        let message = info.message();
-        let lower = message.to_ascii_lowercase();
-        match kind {
-            // MySQL's deadlock (1213) arrives as a serialization failure.
-            DatabaseErrorKind::SerializationFailure if lower.contains("deadlock") => {
-                Self::Deadlock(error)
+        match Class::of(&error) {
+            Class::Deadlock => Self::Deadlock(error),
+            Class::LockNotAvailable => Self::LockNotAvailable(error),
+            Class::LockTimeout => Self::LockTimeout(error),
+            Class::SerializationFailure => Self::SerializationFailure(error),
+            Class::Busy => Self::Busy(error),
+            Class::ConnectionBroken => Self::ConnectionBroken(error),
+            Class::NodeUnavailable => Self::NodeUnavailable(error),
+            Class::Database => Self::Database(error),
+        }
+    }
+}
+
+/// The variant a diesel error belongs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Deadlock,
+    LockNotAvailable,
+    LockTimeout,
+    SerializationFailure,
+    Busy,
+    ConnectionBroken,
+    NodeUnavailable,
+    Database,
+}
+
+impl Class {
+    fn of(error: &DieselError) -> Self {
+        let (kind, info) = match error {
+            DieselError::DatabaseError(kind, info) => (kind, info),
+            // A COMMIT that failed, and the ROLLBACK after it too: a
+            // connection that went away in either is broken; otherwise the
+            // commit's error says what happened.
+            DieselError::RollbackErrorOnCommit {
+                rollback_error,
+                commit_error,
+            } => {
+                let commit = Self::of(commit_error);
+                return if Self::of(rollback_error) == Self::ConnectionBroken {
+                    Self::ConnectionBroken
+                } else {
+                    commit
+                };
             }
-            DatabaseErrorKind::SerializationFailure => Self::SerializationFailure(error),
+            _ => return Self::Database,
+        };
+        let lower = info.message().to_ascii_lowercase();
+        match kind {
+            DatabaseErrorKind::ClosedConnection => Self::ConnectionBroken,
+            // MySQL's deadlock (1213) arrives as a serialization failure.
+            DatabaseErrorKind::SerializationFailure if lower.contains("deadlock") => Self::Deadlock,
+            DatabaseErrorKind::SerializationFailure => Self::SerializationFailure,
             _ if lower.starts_with("deadlock detected") || lower.starts_with("deadlock found") => {
-                Self::Deadlock(error)
+                Self::Deadlock
             }
             // PostgreSQL 55P03 from NOWAIT; MySQL 8's 3572.
             _ if lower.starts_with("could not obtain lock") || lower.contains("nowait is set") => {
-                Self::LockNotAvailable(error)
+                Self::LockNotAvailable
             }
             // PostgreSQL 55P03 from lock_timeout; MySQL/MariaDB 1205.
             _ if lower.contains("due to lock timeout")
                 || lower.starts_with("lock wait timeout") =>
             {
-                Self::LockTimeout(error)
+                Self::LockTimeout
             }
-            _ if lower.starts_with("could not serialize access") => {
-                Self::SerializationFailure(error)
+            _ if lower.starts_with("could not serialize access") => Self::SerializationFailure,
+            // MySQL client 2013 and 2006; libpq when the server ended the
+            // session.
+            _ if lower.starts_with("lost connection to")
+                || lower.contains("server has gone away")
+                || lower.starts_with("server closed the connection unexpectedly")
+                || lower.starts_with("terminating connection") =>
+            {
+                Self::ConnectionBroken
             }
+            // Galera 1047: the node is not in the primary component.
+            _ if lower.starts_with("wsrep has not yet prepared node") => Self::NodeUnavailable,
             // SQLite: SQLITE_BUSY and its extended codes, SQLITE_LOCKED.
             _ if lower.starts_with("database is locked")
                 || lower.starts_with("database table is locked") =>
             {
-                Self::Busy(error)
+                Self::Busy
             }
-            _ => Self::Database(error),
+            _ => Self::Database,
         }
     }
 }
@@ -353,6 +437,72 @@ mod tests {
             let error = OccError::from(diesel_error);
             assert_eq!(error.kind(), kind);
             assert_eq!(chain(&error), rendered);
+        }
+    }
+
+    #[test]
+    fn lost_connections_and_unavailable_nodes_are_told_apart() {
+        let cases = [
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "Lost connection to server during query",
+                ),
+                "connection_broken",
+            ),
+            (
+                database(DatabaseErrorKind::Unknown, "Server has gone away"),
+                "connection_broken",
+            ),
+            (
+                database(DatabaseErrorKind::ClosedConnection, "connection closed"),
+                "connection_broken",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "terminating connection due to administrator command",
+                ),
+                "connection_broken",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "WSREP has not yet prepared node for application use",
+                ),
+                "node_unavailable",
+            ),
+            (
+                DieselError::RollbackErrorOnCommit {
+                    rollback_error: Box::new(database(
+                        DatabaseErrorKind::Unknown,
+                        "Server has gone away",
+                    )),
+                    commit_error: Box::new(database(
+                        DatabaseErrorKind::Unknown,
+                        "Lost connection to server during query",
+                    )),
+                },
+                "connection_broken",
+            ),
+            (
+                DieselError::RollbackErrorOnCommit {
+                    rollback_error: Box::new(database(
+                        DatabaseErrorKind::Unknown,
+                        "no transaction in progress",
+                    )),
+                    commit_error: Box::new(database(
+                        DatabaseErrorKind::SerializationFailure,
+                        "Deadlock found when trying to get lock; try restarting transaction",
+                    )),
+                },
+                "deadlock",
+            ),
+        ];
+        for (diesel_error, kind) in cases {
+            let error = OccError::from(diesel_error);
+            assert_eq!(error.kind(), kind, "{error:?}");
+            assert_eq!(error.is_retryable(), kind == "deadlock", "{error:?}");
         }
     }
 

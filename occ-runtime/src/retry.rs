@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use crate::backend::{transaction_at, transaction_depth, Isolation, OccConnection};
+use crate::backend::{repair, transaction_at, transaction_depth, Isolation, OccConnection};
 use crate::error::OccError;
 use crate::trace;
 
@@ -177,7 +177,9 @@ where
     let refused = match transaction_depth(conn) {
         Ok(0) => None,
         Ok(depth) => Some(OccError::RetryInsideTransaction { depth }),
-        Err(error) => Some(error),
+        // A transaction that failed earlier left the connection refused (a
+        // node that could not serve then): repair it if the server allows.
+        Err(_) => repair(conn).err(),
     };
     if let Some(error) = refused {
         return Retried {

@@ -77,21 +77,41 @@ where
     if let (Some(level), IsolationAt::Before) = (level, C::ISOLATION) {
         conn.batch_execute(level.sql())?;
     }
+    let mut body_succeeded = false;
     let result = conn.transaction(|conn| {
         if let (Some(level), IsolationAt::First) = (level, C::ISOLATION) {
             conn.batch_execute(level.sql())?;
         }
-        body(conn)
+        let result = body(conn);
+        body_succeeded = result.is_ok();
+        result
     });
-    if let Err(error) = &result {
-        // Conflicts and the like are occ's reading of a clean result; only an
-        // error from the server can leave a statement half-read.
-        if error.database_error().is_some() {
-            conn.after_failed_transaction();
-        }
-        repair(conn)?;
+    let error = match result {
+        Ok(value) => return Ok(value),
+        // The body was done; the connection broke in COMMIT.
+        Err(OccError::ConnectionBroken(e)) if body_succeeded => OccError::CommitOutcomeUnknown(e),
+        Err(error) => error,
+    };
+    // Conflicts and the like are occ's reading of a clean result; only an
+    // error from the server can leave a statement half-read.
+    if error.database_error().is_some() {
+        conn.after_failed_transaction();
     }
-    result
+    match repair(conn) {
+        Ok(()) => Err(error),
+        // What the transaction's own error says stays the answer.
+        Err(_)
+            if matches!(
+                error,
+                OccError::ConnectionBroken(_)
+                    | OccError::CommitOutcomeUnknown(_)
+                    | OccError::NodeUnavailable(_)
+            ) =>
+        {
+            Err(error)
+        }
+        Err(unrepaired) => Err(unrepaired),
+    }
 }
 
 /// After a transaction whose rollback failed, diesel refuses every further
@@ -99,9 +119,10 @@ where
 /// may well have ended the transaction itself: Galera aborts a local
 /// transaction that a replicated write conflicts with, and then answers the
 /// ROLLBACK with 1213. One more ROLLBACK tells: if the server accepts it, no
-/// transaction is open and the connection is as good as new; if not, the
-/// connection cannot be used again.
-fn repair<C: Connection>(conn: &mut C) -> Result<(), OccError> {
+/// transaction is open and the connection is as good as new. If not, the
+/// connection stays refused and the error says why: `NodeUnavailable` (a
+/// later call repairs it once the node serves again) or `ConnectionBroken`.
+pub(crate) fn repair<C: Connection>(conn: &mut C) -> Result<(), OccError> {
     let status = C::TransactionManager::transaction_manager_status_mut(conn);
     if status.transaction_depth().is_ok() {
         return Ok(());
@@ -111,7 +132,12 @@ fn repair<C: Connection>(conn: &mut C) -> Result<(), OccError> {
         // SQLite refuses a ROLLBACK outside a transaction: then none is open.
         Err(diesel::result::Error::DatabaseError(_, info))
             if info.message().contains("no transaction is active") => {}
-        Err(error) => return Err(OccError::ConnectionBroken(error)),
+        Err(error) => {
+            return Err(match OccError::from(error) {
+                unavailable @ OccError::NodeUnavailable(_) => unavailable,
+                other => OccError::ConnectionBroken(other.into_database_error()),
+            })
+        }
     }
     *C::TransactionManager::transaction_manager_status_mut(conn) = Default::default();
     Ok(())
