@@ -7,6 +7,7 @@
 #![cfg(feature = "mysql")]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -61,10 +62,20 @@ fn table(nodes: &[String], name: &str) -> Vec<String> {
          INSERT INTO {name}.counters VALUES (1, 0, 0);"
     ))
     .expect("create the test table");
-    nodes
+    let urls: Vec<String> = nodes
         .iter()
         .map(|url| format!("{}/{name}", url.rsplit_once('/').unwrap().0))
-        .collect()
+        .collect();
+    // Galera applies a replicated transaction on the other nodes after it
+    // commits on the first: wait until each node has the row.
+    for url in &urls {
+        let mut conn = MysqlConnection::establish(url).expect("connect to a node");
+        conn.batch_execute("SET SESSION wsrep_sync_wait = 1")
+            .unwrap();
+        let rows: i64 = counters::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(rows, 1, "the row reached {url}");
+    }
+    urls
 }
 
 /// Runs `write` from every writer on every node, each 100 times through
@@ -75,16 +86,22 @@ fn race(
 ) -> (i32, BTreeMap<&'static str, u32>, Vec<String>) {
     let retried = Arc::new(Mutex::new(BTreeMap::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));
+    // The most attempts one increment took: what a retry budget must cover.
+    let most = Arc::new(AtomicU32::new(0));
+    // How many increments the default budget would have given up on.
+    let over = Arc::new(AtomicU32::new(0));
     let writers = urls.len() * WRITERS_PER_NODE;
     let barrier = Arc::new(Barrier::new(writers));
     let (done_tx, done_rx) = channel();
     for i in 0..writers {
         let url = urls[i % urls.len()].clone();
-        let (retried, failures, barrier, done) = (
+        let (retried, failures, barrier, done, most, over) = (
             Arc::clone(&retried),
             Arc::clone(&failures),
             Arc::clone(&barrier),
             done_tx.clone(),
+            Arc::clone(&most),
+            Arc::clone(&over),
         );
         std::thread::spawn(move || {
             let mut conn = MysqlConnection::establish(&url).expect("connect to a node");
@@ -96,7 +113,12 @@ fn race(
                 });
             barrier.wait();
             for _ in 0..INCREMENTS {
-                if let Err(e) = occ::retry(&mut conn, &policy, write) {
+                let outcome = occ::retry_counted(&mut conn, &policy, write);
+                most.fetch_max(outcome.attempts, Ordering::Relaxed);
+                if outcome.attempts > RetryPolicy::DEFAULT_MAX_ATTEMPTS {
+                    over.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Err(e) = outcome.result {
                     failures.lock().unwrap().push(format!("{e:?}"));
                 }
             }
@@ -118,7 +140,15 @@ fn race(
         .select(counters::value)
         .first(&mut conn)
         .unwrap();
-    let retried = retried.lock().unwrap().clone();
+    let mut retried = retried.lock().unwrap().clone();
+    retried.insert(
+        "most attempts for one increment",
+        most.load(Ordering::Relaxed),
+    );
+    retried.insert(
+        "increments over the default budget",
+        over.load(Ordering::Relaxed),
+    );
     let failures = failures.lock().unwrap().clone();
     (total, retried, failures)
 }
