@@ -229,85 +229,93 @@ fn a_write_on_one_node_is_seen_and_checked_on_the_others() {
     assert!(error.is_conflict(), "{error:?}");
 }
 
-/// A node cut off from the cluster answers "not ready": occ says
-/// `NodeUnavailable`, which `occ::retry` does not retry on that connection,
-/// while the other two nodes go on.
+/// A node cut off from the cluster in the middle of a race answers "not
+/// ready": its writers get `NodeUnavailable` (not retried on that
+/// connection), the writers on the other two nodes go on, and every
+/// increment a writer was told succeeded is in the row, none more. Back in
+/// the cluster, the same connection serves again.
 #[test]
-fn a_node_cut_off_is_unavailable_and_the_others_go_on() {
+fn a_node_cut_off_mid_run_is_unavailable_and_the_others_lose_nothing() {
     let Some(nodes) = nodes() else { return };
     let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
     let urls = table(&nodes, "occ_galera_isolated");
+    let succeeded = Arc::new(AtomicU32::new(0));
+    let errors = Arc::new(Mutex::new(BTreeMap::<(usize, &'static str), u32>::new()));
+    let barrier = Arc::new(Barrier::new(urls.len() * WRITERS_PER_NODE + 1));
+    let (done_tx, done_rx) = channel();
+    for i in 0..urls.len() * WRITERS_PER_NODE {
+        let node = i % urls.len();
+        let url = urls[node].clone();
+        let (succeeded, errors, barrier, done) = (
+            Arc::clone(&succeeded),
+            Arc::clone(&errors),
+            Arc::clone(&barrier),
+            done_tx.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut conn = MysqlConnection::establish(&url).expect("connect to a node");
+            let policy = RetryPolicy::default().max_attempts(1000);
+            barrier.wait();
+            for _ in 0..INCREMENTS * 3 {
+                match occ::retry(&mut conn, &policy, increment_versioned) {
+                    Ok(()) => {
+                        succeeded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        *errors.lock().unwrap().entry((node, e.kind())).or_insert(0) += 1;
+                        break;
+                    }
+                }
+            }
+            done.send(()).unwrap();
+        });
+    }
     let mut cut = MysqlConnection::establish(&urls[2]).unwrap();
+    barrier.wait();
+    std::thread::sleep(Duration::from_millis(300));
     cut.batch_execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 1'")
         .unwrap();
-    // Put the node back whatever happens below.
-    struct Rejoin(String);
-    impl Drop for Rejoin {
-        fn drop(&mut self) {
-            let mut conn = MysqlConnection::establish(&self.0).expect("reach the cut-off node");
-            conn.batch_execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 0'")
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let state: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
-                    "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-                      WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE_COMMENT')",
-                ))
-                .get_result(&mut conn)
-                .unwrap();
-                if state == "Synced" {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the node did not rejoin: {state}"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-    let rejoin = Rejoin(urls[2].clone());
     let started = Instant::now();
-    let error = loop {
-        let attempt = occ::retry_counted(&mut cut, &RetryPolicy::default(), |conn| {
-            let mut c: Counter = counters::table
-                .find(1)
-                .select(Counter::as_select())
-                .first(conn)?;
-            c.value += 1;
-            c.update_versioned(conn)
-        });
-        match attempt.result {
-            Err(error) if error.kind() == "node_unavailable" => {
-                assert_eq!(attempt.attempts, 1, "not retried on that connection");
-                break error;
-            }
-            other => {
-                // The cut takes effect within the group's timeouts.
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "still served: {other:?}"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    };
-    assert!(!error.is_retryable());
-    eprintln!("cut off after {:?}: {error}", started.elapsed());
-    // The other two nodes still form the primary component.
+    // Put the node back whatever happens below.
+    let rejoin = Rejoin(urls[2].clone());
+    for _ in 0..urls.len() * WRITERS_PER_NODE {
+        done_rx
+            .recv_timeout(Duration::from_secs(180))
+            .expect("a writer hung: no progress within 180 s");
+    }
+    let errors = errors.lock().unwrap().clone();
+    eprintln!(
+        "cut off mid-run: {} increments succeeded, errors by (node, kind): {errors:?}, writers done {:?} after the cut",
+        succeeded.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    for ((node, kind), _) in &errors {
+        assert!(*node == 2 && *kind == "node_unavailable", "{errors:?}");
+    }
+    assert_eq!(
+        errors.get(&(2, "node_unavailable")),
+        Some(&(WRITERS_PER_NODE as u32)),
+        "every writer on the cut-off node was told: {errors:?}"
+    );
+    // What the writers were told is what the row holds.
     let mut alive = MysqlConnection::establish(&urls[0]).unwrap();
-    let before: i32 = counters::table
+    alive
+        .batch_execute("SET SESSION wsrep_sync_wait = 1")
+        .unwrap();
+    let total: i32 = counters::table
         .find(1)
         .select(counters::value)
         .first(&mut alive)
         .unwrap();
-    occ::retry(&mut alive, &RetryPolicy::default(), |conn| {
-        let mut c: Counter = counters::table
-            .find(1)
-            .select(Counter::as_select())
-            .first(conn)?;
-        c.value += 1;
-        c.update_versioned(conn)
+    assert_eq!(total as u32, succeeded.load(Ordering::Relaxed));
+    // Back in the cluster, a connection refused while cut off serves again:
+    // the next occ::retry repairs what the refused rollback left.
+    let refused = occ::retry(&mut cut, &RetryPolicy::default(), increment_versioned).unwrap_err();
+    assert_eq!(refused.kind(), "node_unavailable");
+    drop(rejoin);
+    occ::retry(&mut cut, &RetryPolicy::default(), |conn| {
+        conn.batch_execute("SET SESSION wsrep_sync_wait = 1")?;
+        increment_versioned(conn)
     })
     .unwrap();
     let after: i32 = counters::table
@@ -315,20 +323,33 @@ fn a_node_cut_off_is_unavailable_and_the_others_go_on() {
         .select(counters::value)
         .first(&mut alive)
         .unwrap();
-    assert_eq!(after, before + 1);
-    // Back in the cluster, the same connection serves again: the next call
-    // repairs what the refused rollback left.
-    drop(rejoin);
-    let value = occ::retry(&mut cut, &RetryPolicy::default(), |conn| {
-        conn.batch_execute("SET SESSION wsrep_sync_wait = 1")?;
-        let mut c: Counter = counters::table
-            .find(1)
-            .select(Counter::as_select())
-            .first(conn)?;
-        c.value += 1;
-        c.update_versioned(conn)?;
-        Ok(c.value)
-    })
-    .unwrap();
-    assert_eq!(value, after + 1);
+    assert_eq!(after, total + 1);
+}
+
+/// Takes a cut-off node back into the cluster and waits until it is synced.
+struct Rejoin(String);
+
+impl Drop for Rejoin {
+    fn drop(&mut self) {
+        let mut conn = MysqlConnection::establish(&self.0).expect("reach the cut-off node");
+        conn.batch_execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 0'")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                  WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE_COMMENT')",
+            ))
+            .get_result(&mut conn)
+            .unwrap();
+            if state == "Synced" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not rejoin: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
