@@ -213,23 +213,6 @@ impl OccError {
         }
     }
 
-    /// The database error inside, for an error that came from
-    /// `From<diesel::result::Error>`.
-    pub(crate) fn into_database_error(self) -> DieselError {
-        match self {
-            Self::Deadlock(e)
-            | Self::LockNotAvailable(e)
-            | Self::LockTimeout(e)
-            | Self::SerializationFailure(e)
-            | Self::Busy(e)
-            | Self::ConnectionBroken(e)
-            | Self::CommitOutcomeUnknown(e)
-            | Self::NodeUnavailable(e)
-            | Self::Database(e) => e,
-            other => DieselError::QueryBuilderError(other.to_string().into()),
-        }
-    }
-
     /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
     /// with error 1205, and only the caller knows which one it asked for. Not
     /// for PostgreSQL, where a lock timeout under `NOWAIT` is a real one.
@@ -256,6 +239,15 @@ impl From<DieselError> for OccError {
             Class::NodeUnavailable => Self::NodeUnavailable(error),
             Class::Database => Self::Database(error),
         }
+    }
+}
+
+/// What a failed ROLLBACK says about its connection: a node that cannot serve
+/// now, or a connection that cannot be used again.
+pub(crate) fn unusable_connection(error: DieselError) -> OccError {
+    match Class::of(&error) {
+        Class::NodeUnavailable => OccError::NodeUnavailable(error),
+        _ => OccError::ConnectionBroken(error),
     }
 }
 

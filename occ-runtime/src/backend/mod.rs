@@ -132,12 +132,7 @@ pub(crate) fn repair<C: Connection>(conn: &mut C) -> Result<(), OccError> {
         // SQLite refuses a ROLLBACK outside a transaction: then none is open.
         Err(diesel::result::Error::DatabaseError(_, info))
             if info.message().contains("no transaction is active") => {}
-        Err(error) => {
-            return Err(match OccError::from(error) {
-                unavailable @ OccError::NodeUnavailable(_) => unavailable,
-                other => OccError::ConnectionBroken(other.into_database_error()),
-            })
-        }
+        Err(error) => return Err(crate::error::unusable_connection(error)),
     }
     *C::TransactionManager::transaction_manager_status_mut(conn) = Default::default();
     Ok(())
