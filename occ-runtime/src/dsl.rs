@@ -4,7 +4,7 @@
 use diesel::connection::LoadConnection;
 use diesel::query_builder::{AsChangeset, QueryFragment, QueryId};
 use diesel::query_dsl::methods::LoadQuery;
-use diesel::{Connection, OptionalExtension, RunQueryDsl, Selectable, SelectableHelper};
+use diesel::{Connection, OptionalExtension, RunQueryDsl, Selectable};
 
 use crate::backend::RowLocking;
 use crate::error::OccError;
@@ -12,7 +12,7 @@ use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, DeleteStatement, FindStatement, SelectByKey, UpdateStatement, VersionProbe,
+    delete_statement, find_statement, DeleteStatement, FindStatement, UpdateStatement, VersionProbe,
 };
 use crate::version::Version;
 use crate::write;
@@ -83,7 +83,7 @@ pub trait OptimisticDsl: Optimistic {
         FindStatement<Self, C::Backend>: LoadQuery<'static, C, Self>,
     {
         let key = self.key();
-        let find = SelectByKey::new(Self::key_predicate(key.clone()), Self::as_select(), ());
+        let find = find_statement::<Self, C::Backend, _>(key.clone(), ());
         *self = find
             .get_result(conn)
             .optional()?

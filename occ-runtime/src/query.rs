@@ -223,6 +223,20 @@ where
 
 impl<T, K, S, L, C> RunQueryDsl<C> for SelectByKey<T, K, S, L> {}
 
+/// The row of model `M` with `key`, selected as `M` on `DB`, with lock clause
+/// `lock`: `reload` (no lock) and a model's row locked by key.
+pub(crate) fn find_statement<M, DB, L>(key: M::Key, lock: L) -> FindStatement<M, DB, L>
+where
+    M: Optimistic + diesel::Selectable<DB>,
+    DB: Backend,
+{
+    SelectByKey::new(
+        M::key_predicate(key),
+        diesel::SelectableHelper::as_select(),
+        lock,
+    )
+}
+
 impl<T: Default, K, S, L> SelectByKey<T, K, S, L> {
     pub(crate) fn new(key: K, selection: S, lock: L) -> Self {
         Self {

@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 
 use diesel::query_builder::QueryFragment;
 use diesel::query_dsl::methods::LockingDsl;
-use diesel::{QueryResult, Selectable, SelectableHelper};
+use diesel::{QueryResult, Selectable};
 
 use super::clause::sealed::{LockTarget, WaitPolicy};
 use super::clause::RowLock;
@@ -13,7 +13,7 @@ use crate::backend::sealed::LockBackend;
 use crate::backend::{transaction_depth, Dialect, RowLocking};
 use crate::error::OccError;
 use crate::model::Optimistic;
-use crate::query::{FindStatement, SelectByKey};
+use crate::query::{find_statement, FindStatement};
 use crate::trace;
 
 /// The row of model `M` with a given key, to lock: what
@@ -78,7 +78,7 @@ where
 {
     type Locked = FindStatement<M, DB, RowLock<S, W, O>>;
     fn lock_with(self, lock: RowLock<S, W, O>) -> Self::Locked {
-        SelectByKey::new(M::key_predicate(self.key), M::as_select(), lock)
+        find_statement::<M, DB, _>(self.key, lock)
     }
     fn row(&self) -> Option<(&'static str, String)> {
         Some((M::TABLE_NAME, M::describe_key(&self.key)))
