@@ -242,13 +242,19 @@ impl From<DieselError> for OccError {
     }
 }
 
-/// What a failed ROLLBACK says about its connection: a node that cannot serve
-/// now, or a connection that cannot be used again.
-pub(crate) fn unusable_connection(error: DieselError) -> OccError {
-    match Class::of(&error) {
+/// What a refused ROLLBACK says about its connection: `None` where it only
+/// means no transaction was open (SQLite refuses a ROLLBACK outside one), a
+/// node that cannot serve now, or a connection that cannot be used again.
+pub(crate) fn refused_rollback(error: DieselError) -> Option<OccError> {
+    if let DieselError::DatabaseError(_, info) = &error {
+        if info.message().contains("no transaction is active") {
+            return None;
+        }
+    }
+    Some(match Class::of(&error) {
         Class::NodeUnavailable => OccError::NodeUnavailable(error),
         _ => OccError::ConnectionBroken(error),
-    }
+    })
 }
 
 /// The variant a diesel error belongs in.

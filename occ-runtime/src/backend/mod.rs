@@ -127,12 +127,10 @@ pub(crate) fn repair<C: Connection>(conn: &mut C) -> Result<(), OccError> {
     if status.transaction_depth().is_ok() {
         return Ok(());
     }
-    match conn.batch_execute("ROLLBACK") {
-        Ok(()) => {}
-        // SQLite refuses a ROLLBACK outside a transaction: then none is open.
-        Err(diesel::result::Error::DatabaseError(_, info))
-            if info.message().contains("no transaction is active") => {}
-        Err(error) => return Err(crate::error::unusable_connection(error)),
+    if let Err(error) = conn.batch_execute("ROLLBACK") {
+        if let Some(unusable) = crate::error::refused_rollback(error) {
+            return Err(unusable);
+        }
     }
     *C::TransactionManager::transaction_manager_status_mut(conn) = Default::default();
     Ok(())
