@@ -6,6 +6,8 @@ pub use occ_runtime::{
     lock, retry, retry_counted, Isolation, LockDsl, Locked, OccConnection, OccError, OptimisticDsl,
     Retried, RetryPolicy, RowLocking, Version,
 };
+#[cfg(feature = "async")]
+pub use occ_runtime::{retry_async, retry_counted_async, AsyncOccConnection, AsyncOptimisticDsl};
 
 /// `use occ::prelude::*;` brings diesel's prelude, the derive, the traits whose
 /// methods occ adds ([`OptimisticDsl`], [`LockDsl`]), [`RetryPolicy`],
@@ -15,6 +17,24 @@ pub mod prelude {
     pub use occ_derive::Optimistic;
 
     pub use crate::{Isolation, LockDsl, OccError, OptimisticDsl, RetryPolicy};
+}
+
+/// `use occ::async_prelude::*;` (instead of `occ::prelude::*`) brings
+/// diesel's prelude, the derive, [`RetryPolicy`], [`Isolation`],
+/// [`OccError`], the async methods with the sync names
+/// ([`AsyncOptimisticDsl`]; [`LockDsl`] and the terminals of [`Locked`],
+/// which return a future on a diesel-async connection), and diesel-async's
+/// `AsyncConnection` and `RunQueryDsl` (in place of diesel's sync
+/// `RunQueryDsl`) for diesel's own queries.
+#[cfg(feature = "async")]
+pub mod async_prelude {
+    #[doc(no_inline)]
+    pub use diesel::prelude::*;
+    #[doc(no_inline)]
+    pub use diesel_async::{AsyncConnection, RunQueryDsl};
+    pub use occ_derive::Optimistic;
+
+    pub use crate::{AsyncOptimisticDsl, Isolation, LockDsl, OccError, RetryPolicy};
 }
 
 #[doc(hidden)]

@@ -4,15 +4,16 @@
 use diesel::connection::LoadConnection;
 use diesel::query_builder::{AsChangeset, QueryFragment, QueryId};
 use diesel::query_dsl::methods::LoadQuery;
-use diesel::{Connection, OptionalExtension, RunQueryDsl, Selectable};
+use diesel::{Connection, Selectable};
 
 use crate::backend::RowLocking;
 use crate::error::OccError;
+use crate::exec::{block_on, Blocking};
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, find_statement, DeleteStatement, FindStatement, UpdateStatement, VersionProbe,
+    delete_statement, DeleteStatement, FindStatement, UpdateStatement, VersionProbe,
 };
 use crate::version::Version;
 use crate::write;
@@ -38,13 +39,13 @@ pub trait OptimisticDsl: Optimistic {
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let next = self.version().next();
-        write::update::<Self, C, _>(
+        block_on(write::update::<Self, Blocking, C, _>(
             conn,
             self.key(),
             self.version(),
             self.changeset(),
             next.clone(),
-        )?;
+        ))?;
         self.set_version(next);
         Ok(())
     }
@@ -57,7 +58,12 @@ pub trait OptimisticDsl: Optimistic {
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let statement = delete_statement::<Self>(self.key(), self.version().clone());
-        write::execute::<Self, C, _>(conn, statement, self.key(), self.version())
+        block_on(write::execute::<Self, Blocking, C, _>(
+            conn,
+            statement,
+            self.key(),
+            self.version(),
+        ))
     }
 
     /// Moves the version forward without writing anything else, if the row still
@@ -70,7 +76,13 @@ pub trait OptimisticDsl: Optimistic {
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let next = self.version().next();
-        write::update::<Self, C, _>(conn, self.key(), self.version(), (), next.clone())?;
+        block_on(write::update::<Self, Blocking, C, _>(
+            conn,
+            self.key(),
+            self.version(),
+            (),
+            next.clone(),
+        ))?;
         self.set_version(next);
         Ok(())
     }
@@ -82,12 +94,10 @@ pub trait OptimisticDsl: Optimistic {
         Self: Selectable<C::Backend>,
         FindStatement<Self, C::Backend>: LoadQuery<'static, C, Self>,
     {
-        let key = self.key();
-        let find = find_statement::<Self, C::Backend, _>(key.clone(), ());
-        *self = find
-            .get_result(conn)
-            .optional()?
-            .ok_or_else(|| write::not_found::<Self>(&key))?;
+        *self = block_on(write::reload::<Self, Blocking, C, C::Backend>(
+            conn,
+            self.key(),
+        ))?;
         Ok(())
     }
 
@@ -107,7 +117,13 @@ pub trait OptimisticDsl: Optimistic {
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let next = expected.next();
-        write::update::<Self, C, _>(conn, key, &expected, changes.as_changeset(), next.clone())?;
+        block_on(write::update::<Self, Blocking, C, _>(
+            conn,
+            key,
+            &expected,
+            changes.as_changeset(),
+            next.clone(),
+        ))?;
         Ok(next)
     }
 
@@ -122,23 +138,24 @@ pub trait OptimisticDsl: Optimistic {
     /// ends; [`OccError::NotFound`] if there is none,
     /// [`OccError::NotInTransaction`] outside a transaction. Short for
     /// `Self::lock(key).exclusive().get_result(conn)`.
-    fn find_exclusive<C>(conn: &mut C, key: Self::Key) -> Result<Self, OccError>
+    fn find_exclusive<'c, C>(conn: &'c mut C, key: Self::Key) -> Result<Self, OccError>
     where
         C: RowLocking,
-        Locked<ByKey<Self>, Exclusive>: RunLocked<C, Self>,
+        Locked<ByKey<Self>, Exclusive>:
+            RunLocked<C, Self, Blocking, One<'c> = Result<Self, OccError>>,
     {
-        Self::lock(key).exclusive().get_result(conn)
+        Self::lock(key).exclusive().run_get_result(conn)
     }
 
     /// Reads the row with `key` and locks it `FOR SHARE` (`LOCK IN SHARE MODE`
     /// on MariaDB) until the transaction ends. Short for
     /// `Self::lock(key).shared().get_result(conn)`.
-    fn find_shared<C>(conn: &mut C, key: Self::Key) -> Result<Self, OccError>
+    fn find_shared<'c, C>(conn: &'c mut C, key: Self::Key) -> Result<Self, OccError>
     where
         C: RowLocking,
-        Locked<ByKey<Self>, Shared>: RunLocked<C, Self>,
+        Locked<ByKey<Self>, Shared>: RunLocked<C, Self, Blocking, One<'c> = Result<Self, OccError>>,
     {
-        Self::lock(key).shared().get_result(conn)
+        Self::lock(key).shared().run_get_result(conn)
     }
 }
 

@@ -216,7 +216,10 @@ impl OccError {
     /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
     /// with error 1205, and only the caller knows which one it asked for. Not
     /// for PostgreSQL, where a lock timeout under `NOWAIT` is a real one.
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "postgres-backend", feature = "mysql-backend")),
+        allow(dead_code)
+    )]
     pub(crate) fn nowait_failure(self) -> Self {
         match self {
             Self::LockTimeout(e) => Self::LockNotAvailable(e),
@@ -311,9 +314,12 @@ impl Class {
             }
             _ if lower.starts_with("could not serialize access") => Self::SerializationFailure,
             // MySQL client 2013 and 2006; libpq when the server ended the
-            // session.
+            // session; mysql_async (diesel-async) on a closed connection and
+            // on a reply it cannot read.
             _ if lower.starts_with("lost connection to")
                 || lower.contains("server has gone away")
+                || lower.contains("connection to the server is closed")
+                || lower.contains("can't parse: buf doesn't have enough data")
                 || lower.starts_with("server closed the connection unexpectedly")
                 || lower.starts_with("terminating connection") =>
             {
@@ -334,7 +340,10 @@ impl Class {
 
 /// A MySQL-backend server's answer to SQL of the other dialect (MariaDB's
 /// `LOCK IN SHARE MODE` sent to MySQL, or the reverse).
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    allow(dead_code)
+)]
 pub(crate) fn is_syntax_error(error: &DieselError) -> bool {
     matches!(error, DieselError::DatabaseError(_, info)
         if info.message().contains("error in your SQL syntax"))

@@ -4,27 +4,42 @@
 //! crate, which re-exports what users name, with the derive.
 //!
 //! Layers, each importing only from those above it: `error`, `version`;
-//! `model` (the description a derive gives) and `backend` (what each
-//! connection needs); `query` (the statements); `write` (versioned writes and
-//! their outcome) and `lock` (clause, builder, run); `dsl` (what a model can
-//! do) and `retry`.
+//! `model` (the description a derive gives); `exec` (how a statement is
+//! sent: sync or async, the one seam between the two); `backend` (what each
+//! backend and connection needs); `query` (the statements); `transaction`;
+//! `write` (versioned writes and their outcome) and `lock` (clause, builder,
+//! run); `dsl` and `async_dsl` (what a model can do) and `retry`. Everything
+//! below `dsl` is written once, as async code generic over the kind of
+//! connection; the sync API drives it to completion in one poll.
+
+#[cfg(feature = "async")]
+mod async_dsl;
+extern crate alloc;
 
 mod backend;
 mod dsl;
 mod error;
+mod exec;
 pub mod lock;
 mod model;
 mod query;
 mod retry;
 mod trace;
+mod transaction;
 mod version;
 mod write;
 
+#[cfg(feature = "async")]
+pub use crate::async_dsl::AsyncOptimisticDsl;
+#[cfg(feature = "async")]
+pub use crate::backend::AsyncOccConnection;
 pub use crate::backend::{Isolation, OccConnection, RowLocking};
 pub use crate::dsl::OptimisticDsl;
 pub use crate::error::OccError;
 pub use crate::lock::builder::{LockDsl, Locked};
 pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};
+#[cfg(feature = "async")]
+pub use crate::retry::{retry_async, retry_counted_async};
 pub use crate::version::Version;
 
 /// Not public API: what the derive's generated code names.

@@ -258,7 +258,7 @@ impl<T: Default, K, S, L> SelectByKey<T, K, S, L> {
 #[derive(Debug, Clone, Copy, Default, QueryId)]
 pub struct CurrentRead;
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-backend")]
 impl QueryFragment<diesel::pg::Pg> for CurrentRead {
     fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
         Ok(())
@@ -272,7 +272,7 @@ impl QueryFragment<diesel::sqlite::Sqlite> for CurrentRead {
     }
 }
 
-#[cfg(feature = "mysql")]
+#[cfg(feature = "mysql-backend")]
 impl QueryFragment<diesel::mysql::Mysql> for CurrentRead {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::mysql::Mysql>) -> QueryResult<()> {
         out.push_sql(" LOCK IN SHARE MODE");

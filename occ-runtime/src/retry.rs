@@ -1,13 +1,18 @@
 //! Run a transaction again when the database says trying again can succeed.
 
 use core::fmt;
+use core::future::ready;
+#[cfg(feature = "async")]
+use core::future::Future;
 use core::time::Duration;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use crate::backend::{repair, transaction_at, transaction_depth, Isolation, OccConnection};
+use crate::backend::sealed::Hooks;
+use crate::backend::{Isolation, OccConnection};
 use crate::error::OccError;
+use crate::exec::{block_on, depth, Blocking, Exec};
 use crate::trace;
+use crate::transaction::{random_u64, repair, transaction_at, Attempt};
 
 type RetryHook = Arc<dyn Fn(u32, &OccError) + Send + Sync>;
 
@@ -131,12 +136,6 @@ impl RetryPolicy {
     }
 }
 
-/// Std's `RandomState` is seeded per instance from the OS: enough for jitter,
-/// without a dependency.
-fn random_u64() -> u64 {
-    RandomState::new().hash_one(std::time::Instant::now())
-}
-
 /// Runs `body` in its own top-level transaction, commits on `Ok`, rolls back on
 /// `Err`, and runs it again for errors that another attempt can get past
 /// ([`OccError::is_retryable`], and lock failures if the policy says so), up to
@@ -181,12 +180,30 @@ where
     C: OccConnection,
     F: FnMut(&mut C) -> Result<T, OccError>,
 {
-    let refused = match transaction_depth(conn) {
+    block_on(attempts::<Blocking, C, T, _>(
+        conn,
+        policy,
+        |conn: &mut C| ready(body(conn)),
+    ))
+}
+
+/// The loop behind [`retry`] and `retry_async`: each attempt its own
+/// transaction, a pause between attempts.
+pub(crate) async fn attempts<K, C, T, B>(
+    conn: &mut C,
+    policy: &RetryPolicy,
+    mut body: B,
+) -> Retried<T>
+where
+    C: Exec<K, Db: Hooks>,
+    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+{
+    let refused = match depth(conn) {
         Ok(0) => None,
         Ok(depth) => Some(OccError::RetryInsideTransaction { depth }),
-        // A transaction that failed earlier left the connection refused (a
-        // node that could not serve then): repair it if the server allows.
-        Err(_) => repair(conn).err(),
+        // A transaction that failed earlier, or was interrupted, left the
+        // connection refused: repair it if the server allows.
+        Err(_) => repair(conn).await.err(),
     };
     if let Some(error) = refused {
         return Retried {
@@ -196,14 +213,14 @@ where
     }
     let mut attempt = 1;
     loop {
-        match transaction_at(conn, policy.isolation, &mut body) {
+        match transaction_at(conn, policy.isolation, &mut body).await {
             Err(error) if policy.should_retry(&error, attempt) => {
                 let pause = policy.backoff(attempt);
                 trace::retrying(attempt, &error, pause);
                 if let Some(hook) = &policy.on_retry {
                     hook(attempt, &error);
                 }
-                std::thread::sleep(pause);
+                C::pause(pause).await;
                 attempt += 1;
             }
             result => {
@@ -217,6 +234,57 @@ where
             }
         }
     }
+}
+
+/// [`retry`] on a diesel-async connection: `body` is an async closure
+/// (`async |conn| { .. }`), called once per attempt, each attempt its own
+/// top-level transaction, with the same policy and the same refusal inside a
+/// transaction. The future is `Send` when the body's is: it can be spawned
+/// and awaited in a web handler.
+///
+/// The body's future may borrow what the closure borrows, and the
+/// connection, but not the closure's own captures: an `async move` closure
+/// that owns a value and uses it by reference is refused; clone the value
+/// inside, or capture a reference.
+///
+/// A future dropped part-way (a timeout around it) leaves the connection's
+/// transaction manager failed, never an open transaction for its next user:
+/// diesel-async's pools discard such a connection, and occ's next
+/// transaction on it rolls back and resets it first.
+#[cfg(feature = "async")]
+#[allow(clippy::manual_async_fn)] // An `async fn` could not promise `Send`.
+pub fn retry_async<'a, C, T, F>(
+    conn: &'a mut C,
+    policy: &'a RetryPolicy,
+    body: F,
+) -> impl Future<Output = Result<T, OccError>> + Send + 'a
+where
+    C: crate::backend::AsyncOccConnection,
+    T: Send + 'a,
+    F: for<'c> AsyncFnMut(&'c mut C) -> Result<T, OccError>
+        + for<'c> Attempt<&'c mut C, Result<T, OccError>, Fut: Send>
+        + Send
+        + 'a,
+{
+    async move { retry_counted_async(conn, policy, body).await.result }
+}
+
+/// [`retry_async`], also reporting how many attempts the call took.
+#[cfg(feature = "async")]
+pub fn retry_counted_async<'a, C, T, F>(
+    conn: &'a mut C,
+    policy: &'a RetryPolicy,
+    body: F,
+) -> impl Future<Output = Retried<T>> + Send + 'a
+where
+    C: crate::backend::AsyncOccConnection,
+    T: Send + 'a,
+    F: for<'c> AsyncFnMut(&'c mut C) -> Result<T, OccError>
+        + for<'c> Attempt<&'c mut C, Result<T, OccError>, Fut: Send>
+        + Send
+        + 'a,
+{
+    attempts::<crate::exec::NonBlocking, C, T, F>(conn, policy, body)
 }
 
 #[cfg(test)]

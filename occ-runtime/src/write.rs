@@ -1,15 +1,13 @@
 //! Versioned writes and their outcome: one path from a statement's row count
 //! to success, [`OccError::Conflict`], [`OccError::NotFound`] or
-//! [`OccError::KeyNotUnique`].
-
-use diesel::connection::LoadConnection;
-use diesel::query_builder::{QueryFragment, QueryId};
-use diesel::query_dsl::methods::LoadQuery;
-use diesel::{Connection, OptionalExtension, RunQueryDsl};
+//! [`OccError::KeyNotUnique`], for every kind of connection.
 
 use crate::error::OccError;
+use crate::exec::{Execute, Load};
 use crate::model::Optimistic;
-use crate::query::{CurrentRead, SelectByKey, UpdateStatement, VersionProbe};
+use crate::query::{
+    find_statement, CurrentRead, FindStatement, SelectByKey, UpdateStatement, VersionProbe,
+};
 use crate::trace;
 
 /// What a versioned write's row count says.
@@ -65,7 +63,7 @@ pub(crate) fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
 /// Runs a versioned write (an update or a delete) of the row with `key`
 /// expected at `expected`. Only a write that matched nothing pays for the
 /// extra read that tells a conflict from a missing row.
-pub(crate) fn execute<M, C, W>(
+pub(crate) async fn execute<M, K, C, W>(
     conn: &mut C,
     statement: W,
     key: M::Key,
@@ -73,14 +71,13 @@ pub(crate) fn execute<M, C, W>(
 ) -> Result<(), OccError>
 where
     M: Optimistic,
-    C: Connection + LoadConnection,
-    W: RunQueryDsl<C> + QueryFragment<C::Backend> + QueryId,
-    VersionProbe<M>: LoadQuery<'static, C, M::Version>,
+    W: Execute<C, K>,
+    VersionProbe<M>: Load<C, K, M::Version>,
 {
-    match written::<M>(statement.execute(conn)?, &key)? {
+    match written::<M>(statement.send(conn).await?, &key)? {
         Written::Done => Ok(()),
         Written::Probe => {
-            let found = probe::<M>(key.clone()).get_result(conn).optional()?;
+            let found = probe::<M>(key.clone()).load_first(conn).await?;
             let error = failure::<M>(found, &key, expected);
             trace::failed(&error);
             Err(error)
@@ -91,7 +88,7 @@ where
 /// The versioned update of the row with `key` from `expected` to `next`,
 /// writing `changes`: the one path behind `update_versioned`, `bump_version`
 /// and `update_if_version`.
-pub(crate) fn update<M, C, S>(
+pub(crate) async fn update<M, K, C, S>(
     conn: &mut C,
     key: M::Key,
     expected: &M::Version,
@@ -100,10 +97,22 @@ pub(crate) fn update<M, C, S>(
 ) -> Result<(), OccError>
 where
     M: Optimistic,
-    C: Connection + LoadConnection,
-    UpdateStatement<M, S>: QueryFragment<C::Backend> + QueryId,
-    VersionProbe<M>: LoadQuery<'static, C, M::Version>,
+    UpdateStatement<M, S>: Execute<C, K>,
+    VersionProbe<M>: Load<C, K, M::Version>,
 {
     let statement = UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next);
-    execute::<M, C, _>(conn, statement, key, expected)
+    execute::<M, K, C, _>(conn, statement, key, expected).await
+}
+
+/// The whole row with `key`, read again; [`OccError::NotFound`] if it is gone.
+pub(crate) async fn reload<M, K, C, DB>(conn: &mut C, key: M::Key) -> Result<M, OccError>
+where
+    M: Optimistic + diesel::Selectable<DB>,
+    DB: diesel::backend::Backend,
+    FindStatement<M, DB>: Load<C, K, M>,
+{
+    find_statement::<M, DB, _>(key.clone(), ())
+        .load_first(conn)
+        .await?
+        .ok_or_else(|| not_found::<M>(&key))
 }

@@ -8,6 +8,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "async")]
+pub mod nonblocking;
+
 #[cfg(feature = "sqlite")]
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -153,6 +156,11 @@ impl SqliteDb {
             .expect("WAL mode");
         db
     }
+
+    /// The database file.
+    pub fn path(&self) -> &str {
+        self.path.to_str().expect("a UTF-8 temporary path")
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -234,6 +242,11 @@ impl PgDb {
         .expect("create test schema");
         Some(Self { url, schema })
     }
+
+    /// The server's URL and the test's schema.
+    pub fn parts(&self) -> (&str, &str) {
+        (&self.url, &self.schema)
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -293,6 +306,11 @@ impl MysqlDb {
         ))
         .expect("create test database");
         Some(Self { server, database })
+    }
+
+    /// The URL of the test's database.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.database)
     }
 }
 

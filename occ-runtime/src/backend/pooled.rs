@@ -1,54 +1,34 @@
 //! r2d2's pooled connections, passed as `&mut pooled`: what the connection
 //! inside does.
 
-use core::time::Duration;
-
 use diesel::r2d2::{ManageConnection, PooledConnection, R2D2Connection};
 
-use super::sealed::{Locks, Transactions};
-use super::{Dialect, IsolationAt, OccConnection, RowLocking};
-use crate::error::OccError;
+use super::sealed::{Hooks, Kind};
+use super::OccConnection;
+use crate::exec::{AfterFailure, Blocking, Exec};
 
 impl<M> OccConnection for PooledConnection<M>
 where
     M: ManageConnection,
     M::Connection: OccConnection + R2D2Connection + Send + 'static,
+    Self: Exec<Blocking, Db: Hooks>,
 {
 }
 
-impl<M> Transactions for PooledConnection<M>
+impl<M> Kind for PooledConnection<M>
 where
     M: ManageConnection,
-    M::Connection: Transactions,
+    M::Connection: Kind,
 {
-    const ISOLATION: IsolationAt = <M::Connection as Transactions>::ISOLATION;
+    type Kind = <M::Connection as Kind>::Kind;
+}
 
+impl<M> AfterFailure for PooledConnection<M>
+where
+    M: ManageConnection,
+    M::Connection: AfterFailure,
+{
     fn after_failed_transaction(&mut self) {
         (**self).after_failed_transaction();
-    }
-}
-
-impl<M> RowLocking for PooledConnection<M>
-where
-    M: ManageConnection,
-    M::Connection: RowLocking + R2D2Connection + Send + 'static,
-{
-}
-
-impl<M> Locks for PooledConnection<M>
-where
-    M: ManageConnection,
-    M::Connection: Locks,
-{
-    fn dialect(&mut self, refresh: bool) -> Result<Dialect, OccError> {
-        (**self).dialect(refresh)
-    }
-
-    fn set_lock_timeout(&mut self, timeout: Duration) -> Result<String, OccError> {
-        (**self).set_lock_timeout(timeout)
-    }
-
-    fn restore_lock_timeout(&mut self, saved: String, aborted: bool) -> Result<(), OccError> {
-        (**self).restore_lock_timeout(saved, aborted)
     }
 }

@@ -1,10 +1,13 @@
+use diesel::sqlite::Sqlite;
 use diesel::SqliteConnection;
 
-use super::sealed::Transactions;
+use super::sealed::Hooks;
 use super::{IsolationAt, OccConnection};
+use crate::exec::AfterFailure;
 
-impl OccConnection for SqliteConnection {}
-
-impl Transactions for SqliteConnection {
+impl Hooks for Sqlite {
     const ISOLATION: IsolationAt = IsolationAt::Always;
 }
+
+impl OccConnection for SqliteConnection {}
+impl AfterFailure for SqliteConnection {}

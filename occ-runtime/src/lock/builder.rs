@@ -16,6 +16,7 @@ use super::clause::{
 use super::run::{ByKey, LockableQuery, Parts};
 use crate::backend::sealed::LockBackend;
 use crate::backend::RowLocking;
+#[cfg(doc)]
 use crate::error::OccError;
 use crate::model::Optimistic;
 
@@ -159,23 +160,29 @@ where
     {
         self.parts().debug_sql::<DB>()
     }
+}
 
-    /// Runs the query with its lock and returns every row.
-    pub fn load<U, C>(self, conn: &mut C) -> Result<Vec<U>, OccError>
+impl<Q, S, W, O> Locked<Q, S, W, O> {
+    /// Runs the query with its lock and returns every row: `Result` on a
+    /// sync connection, a future to await on a diesel-async one.
+    pub fn load<'c, U, C>(self, conn: &'c mut C) -> <Self as RunLocked<C, U, C::Kind>>::Many<'c>
     where
         C: RowLocking,
-        Self: RunLocked<C, U>,
+        Self: RunLocked<C, U, C::Kind>,
     {
-        RunLocked::run_load(self, conn)
+        self.run_load(conn)
     }
 
     /// Same as [`load`](Self::load).
-    pub fn get_results<U, C>(self, conn: &mut C) -> Result<Vec<U>, OccError>
+    pub fn get_results<'c, U, C>(
+        self,
+        conn: &'c mut C,
+    ) -> <Self as RunLocked<C, U, C::Kind>>::Many<'c>
     where
         C: RowLocking,
-        Self: RunLocked<C, U>,
+        Self: RunLocked<C, U, C::Kind>,
     {
-        RunLocked::run_load(self, conn)
+        self.run_load(conn)
     }
 
     /// Runs the query with its lock and returns the first row. No row is
@@ -183,39 +190,49 @@ where
     /// ([`OptimisticDsl::lock`](crate::OptimisticDsl::lock)),
     /// [`OccError::NoRow`] for any other query: both answer
     /// [`is_not_found`](OccError::is_not_found).
-    pub fn get_result<U, C>(self, conn: &mut C) -> Result<U, OccError>
+    pub fn get_result<'c, U, C>(
+        self,
+        conn: &'c mut C,
+    ) -> <Self as RunLocked<C, U, C::Kind>>::One<'c>
     where
         C: RowLocking,
-        Self: RunLocked<C, U>,
+        Self: RunLocked<C, U, C::Kind>,
     {
-        RunLocked::run_get_result(self, conn)
+        self.run_get_result(conn)
     }
 
     /// Runs the query with its lock and returns the first row, or `None` if
     /// there is none.
-    pub fn optional<U, C>(self, conn: &mut C) -> Result<Option<U>, OccError>
+    pub fn optional<'c, U, C>(
+        self,
+        conn: &'c mut C,
+    ) -> <Self as RunLocked<C, U, C::Kind>>::Maybe<'c>
     where
         C: RowLocking,
-        Self: RunLocked<C, U>,
+        Self: RunLocked<C, U, C::Kind>,
     {
-        RunLocked::run_optional(self, conn)
+        self.run_optional(conn)
     }
 
     /// Adds `LIMIT 1`, locks and returns that row; no row is
     /// [`OccError::NoRow`].
-    pub fn first<U, C>(self, conn: &mut C) -> Result<U, OccError>
+    #[allow(clippy::type_complexity)]
+    pub fn first<'c, U, C>(
+        self,
+        conn: &'c mut C,
+    ) -> <Locked<Q::Output, S, W, O> as RunLocked<C, U, C::Kind>>::One<'c>
     where
         C: RowLocking,
         Q: LimitDsl,
-        Locked<Q::Output, S, W, O>: RunLocked<C, U>,
+        Locked<Q::Output, S, W, O>: RunLocked<C, U, C::Kind>,
     {
-        let limited = Locked {
+        Locked {
             query: self.query.limit(1),
             wait: self.wait,
             of: self.of,
             strength: PhantomData::<S>,
-        };
-        RunLocked::run_get_result(limited, conn)
+        }
+        .run_get_result(conn)
     }
 }
 
@@ -225,61 +242,218 @@ where
 #[diagnostic::on_unimplemented(
     message = "this locked query cannot be loaded on this connection",
     label = "needs a PostgreSQL or MySQL/MariaDB connection, and a row type that matches the selection",
-    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(|conn| ..)` instead"
+    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(..)` instead"
 )]
-pub trait RunLocked<C, U>: Sized {
+pub trait RunLocked<C, U, K>: Sized {
+    /// What [`Locked::load`] returns: `Result<Vec<U>, OccError>`, or a
+    /// future of it.
+    type Many<'c>
+    where
+        C: 'c;
+    /// What [`Locked::get_result`] returns: `Result<U, OccError>`, or a
+    /// future of it.
+    type One<'c>
+    where
+        C: 'c;
+    /// What [`Locked::optional`] returns: `Result<Option<U>, OccError>`,
+    /// or a future of it.
+    type Maybe<'c>
+    where
+        C: 'c;
     /// Every row.
-    fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError>;
-    /// The first row, if any.
-    fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError>;
+    fn run_load(self, conn: &mut C) -> Self::Many<'_>;
     /// The first row, or the error that says which one is missing.
-    fn run_get_result(self, conn: &mut C) -> Result<U, OccError>;
+    fn run_get_result(self, conn: &mut C) -> Self::One<'_>;
+    /// The first row, if any.
+    fn run_optional(self, conn: &mut C) -> Self::Maybe<'_>;
 }
 
-// One impl over every row-locking connection, marked `do_not_recommend`: a
-// connection without row locks is then reported as the missing `RowLocking`
-// and `RunLocked` with their own messages, the same whichever backends are
-// compiled in. Per-connection impls made rustc list the impls that exist
-// (different per feature set) or, with one backend, infer that connection
-// and report a type mismatch instead.
+// One impl per kind over every row-locking connection of that kind, marked
+// `do_not_recommend`: a connection without row locks is then reported as the
+// missing `RowLocking` and `RunLocked` with their own messages, the same
+// whichever backends are compiled in. Per-connection impls made rustc list
+// the impls that exist (different per feature set) or, with one backend,
+// infer that connection and report a type mismatch instead. Both run the
+// same lock steps (`Parts::run`); the sync one drives them to completion,
+// the async one returns them as a `Send` future.
 //
-// Without a server backend nothing has row locks, and the impl is left out:
-// rustc would otherwise chase `QueryFragment<_>` through diesel's impls for a
-// clause no backend renders until it overflows (E0275), beside the messages.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+// Without a server backend nothing has row locks, and the impls are left
+// out: rustc would otherwise chase `QueryFragment<_>` through diesel's impls
+// for a clause no backend renders until it overflows (E0275), beside the
+// messages.
+// An impl for no connection (see `backend::NoKind`): with it, rustc reports
+// a lock terminal on SQLite with the messages above, the same in every
+// feature set, instead of as a method that cannot be called (without a
+// server backend) or naming the one kind of connection compiled in.
+mod no_connection {
+    use super::{Locked, RunLocked};
+    use crate::backend::NoKind;
+    use crate::error::OccError;
+
+    /// Implemented by no connection.
+    pub trait NoRowLocks {}
+
+    macro_rules! never {
+        ($kind:ty) => {
+            #[diagnostic::do_not_recommend]
+            impl<C: NoRowLocks, U, Q, S, W, O> RunLocked<C, U, $kind> for Locked<Q, S, W, O> {
+                type Many<'c>
+                    = Result<Vec<U>, OccError>
+                where
+                    C: 'c;
+                type One<'c>
+                    = Result<U, OccError>
+                where
+                    C: 'c;
+                type Maybe<'c>
+                    = Result<Option<U>, OccError>
+                where
+                    C: 'c;
+
+                fn run_load(self, _: &mut C) -> Self::Many<'_> {
+                    unreachable!("no connection implements NoRowLocks")
+                }
+
+                fn run_get_result(self, _: &mut C) -> Self::One<'_> {
+                    unreachable!("no connection implements NoRowLocks")
+                }
+
+                fn run_optional(self, _: &mut C) -> Self::Maybe<'_> {
+                    unreachable!("no connection implements NoRowLocks")
+                }
+            }
+        };
+    }
+
+    never!(NoKind);
+    // Without a server backend, a second kind keeps rustc from naming the
+    // first.
+    #[cfg(not(any(feature = "postgres-backend", feature = "mysql-backend")))]
+    never!(crate::exec::Blocking);
+}
+
+#[cfg(any(feature = "postgres-backend", feature = "mysql-backend"))]
 mod server {
     use diesel::query_builder::QueryFragment;
-    use diesel::query_dsl::methods::LoadQuery;
-    use diesel::{OptionalExtension, RunQueryDsl};
 
     use super::{LockTarget, LockableQuery, Locked, RowLock, RunLocked, WaitPolicy};
     use crate::backend::sealed::LockBackend;
-    use crate::backend::RowLocking;
     use crate::error::OccError;
+    use crate::exec::{block_on, Blocking, Exec, Load};
+    use crate::lock::run::{Fetch, Rows};
 
     #[diagnostic::do_not_recommend]
-    impl<C, Q, S, W, O, U> RunLocked<C, U> for Locked<Q, S, W, O>
+    impl<C, Q, S, W, O, U> RunLocked<C, U, Blocking> for Locked<Q, S, W, O>
     where
-        C: RowLocking<Backend: LockBackend>,
+        C: Exec<Blocking, Db: LockBackend> + Send,
         W: WaitPolicy,
         O: LockTarget,
-        Q: Clone + LockableQuery<RowLock<S, W, O>, C::Backend>,
-        Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend>,
+        Q: Clone + LockableQuery<RowLock<S, W, O>, C::Db>,
+        Q::Locked: Load<C, Blocking, U> + QueryFragment<C::Db>,
     {
-        fn run_load(self, conn: &mut C) -> Result<Vec<U>, OccError> {
-            self.parts().run(conn, |query, conn| query.load(conn))
+        type Many<'c>
+            = Result<Vec<U>, OccError>
+        where
+            C: 'c;
+        type One<'c>
+            = Result<U, OccError>
+        where
+            C: 'c;
+        type Maybe<'c>
+            = Result<Option<U>, OccError>
+        where
+            C: 'c;
+
+        fn run_load(self, conn: &mut C) -> Self::Many<'_> {
+            block_on(self.parts().run(conn, Fetch::All)).map(Rows::all)
         }
 
-        fn run_optional(self, conn: &mut C) -> Result<Option<U>, OccError> {
-            self.parts()
-                .run(conn, |query, conn| query.get_result(conn).optional())
-        }
-
-        fn run_get_result(self, conn: &mut C) -> Result<U, OccError> {
+        fn run_get_result(self, conn: &mut C) -> Self::One<'_> {
             let parts = self.parts();
-            parts
-                .run(conn, |query, conn| query.get_result(conn).optional())?
-                .ok_or_else(|| parts.missing::<C::Backend>())
+            block_on(parts.run(conn, Fetch::First))?
+                .first()
+                .ok_or_else(|| parts.missing::<C::Db>())
+        }
+
+        fn run_optional(self, conn: &mut C) -> Self::Maybe<'_> {
+            block_on(self.parts().run(conn, Fetch::First)).map(Rows::first)
+        }
+    }
+
+    #[cfg(feature = "async")]
+    mod nonblocking {
+        use core::future::Future;
+        use core::pin::Pin;
+
+        use diesel::query_builder::QueryFragment;
+        use diesel_async::methods::LoadQuery;
+        use diesel_async::AsyncConnection;
+
+        use super::{LockTarget, LockableQuery, Locked, RowLock, RunLocked, WaitPolicy};
+        use crate::backend::sealed::LockBackend;
+        use crate::error::OccError;
+        use crate::exec::{NonBlocking, TextQuery, TextRow};
+        use crate::lock::run::{Fetch, Rows};
+
+        /// A lock terminal's future on a diesel-async connection.
+        type Pending<'c, T> = Pin<Box<dyn Future<Output = Result<T, OccError>> + Send + 'c>>;
+
+        // Bounded by diesel-async's own traits, not occ's `Exec`: rustc then
+        // sees through to the futures each step returns and proves the whole
+        // `Send`.
+        #[diagnostic::do_not_recommend]
+        impl<C, Q, S, W, O, U> RunLocked<C, U, NonBlocking> for Locked<Q, S, W, O>
+        where
+            C: AsyncConnection<Backend: LockBackend>,
+            TextQuery: LoadQuery<'static, C, TextRow>,
+            W: WaitPolicy + Send + Sync + 'static,
+            O: LockTarget + Send + Sync + 'static,
+            S: Send + Sync + 'static,
+            Q: Clone + Send + Sync + 'static + LockableQuery<RowLock<S, W, O>, C::Backend>,
+            Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend> + Send + 'static,
+            U: Send + 'static,
+        {
+            type Many<'c>
+                = Pending<'c, Vec<U>>
+            where
+                C: 'c;
+            type One<'c>
+                = Pending<'c, U>
+            where
+                C: 'c;
+            type Maybe<'c>
+                = Pending<'c, Option<U>>
+            where
+                C: 'c;
+
+            fn run_load(self, conn: &mut C) -> Self::Many<'_> {
+                Box::pin(async move {
+                    self.parts()
+                        .run::<NonBlocking, _, _>(conn, Fetch::All)
+                        .await
+                        .map(Rows::all)
+                })
+            }
+
+            fn run_get_result(self, conn: &mut C) -> Self::One<'_> {
+                Box::pin(async move {
+                    let parts = self.parts();
+                    parts
+                        .run::<NonBlocking, _, _>(conn, Fetch::First)
+                        .await?
+                        .first()
+                        .ok_or_else(|| parts.missing::<C::Backend>())
+                })
+            }
+
+            fn run_optional(self, conn: &mut C) -> Self::Maybe<'_> {
+                Box::pin(async move {
+                    self.parts()
+                        .run::<NonBlocking, _, _>(conn, Fetch::First)
+                        .await
+                        .map(Rows::first)
+                })
+            }
         }
     }
 }

@@ -86,29 +86,29 @@ pub(crate) mod sealed {
     }
 
     /// A strength PostgreSQL can lock with.
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-backend")]
     pub trait PgStrength {
         const SQL: &'static str;
     }
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-backend")]
     impl PgStrength for Exclusive {
         const SQL: &'static str = " FOR UPDATE";
     }
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-backend")]
     impl PgStrength for Shared {
         const SQL: &'static str = " FOR SHARE";
     }
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-backend")]
     impl PgStrength for NoKeyExclusive {
         const SQL: &'static str = " FOR NO KEY UPDATE";
     }
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "postgres-backend")]
     impl PgStrength for KeyShared {
         const SQL: &'static str = " FOR KEY SHARE";
     }
 
     /// A strength MySQL and MariaDB can lock with.
-    #[cfg(feature = "mysql")]
+    #[cfg(feature = "mysql-backend")]
     #[diagnostic::on_unimplemented(
         message = "MySQL and MariaDB have no `{Self}` row lock",
         note = "MySQL and MariaDB lock rows with `.exclusive()` (FOR UPDATE) or `.shared()` (FOR SHARE / LOCK IN SHARE MODE)"
@@ -116,13 +116,13 @@ pub(crate) mod sealed {
     pub trait MysqlStrength {
         fn sql(dialect: Dialect) -> &'static str;
     }
-    #[cfg(feature = "mysql")]
+    #[cfg(feature = "mysql-backend")]
     impl MysqlStrength for Exclusive {
         fn sql(_: Dialect) -> &'static str {
             " FOR UPDATE"
         }
     }
-    #[cfg(feature = "mysql")]
+    #[cfg(feature = "mysql-backend")]
     impl MysqlStrength for Shared {
         fn sql(dialect: Dialect) -> &'static str {
             match dialect {
@@ -144,10 +144,10 @@ pub(crate) mod sealed {
 #[derive(Debug, Clone, Copy)]
 pub struct RowLock<S, W, O> {
     // Read only where a MySQL-backend renders a shared lock.
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    #[cfg_attr(not(feature = "mysql-backend"), allow(dead_code))]
     pub(crate) dialect: Dialect,
     // Read only where PostgreSQL renders `OF table`.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    #[cfg_attr(not(feature = "postgres-backend"), allow(dead_code))]
     pub(crate) of: O,
     pub(crate) mode: PhantomData<(S, W)>,
 }
@@ -167,7 +167,7 @@ impl<S, W, O> QueryId for RowLock<S, W, O> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-backend")]
 mod pg {
     use diesel::pg::{Pg, PgQueryBuilder};
     use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment};
@@ -233,7 +233,7 @@ mod pg {
     }
 }
 
-#[cfg(feature = "mysql")]
+#[cfg(feature = "mysql-backend")]
 mod mysql {
     use diesel::mysql::Mysql;
     use diesel::query_builder::{AstPass, QueryFragment};
@@ -255,7 +255,7 @@ mod mysql {
     }
 }
 
-#[cfg(all(test, feature = "postgres"))]
+#[cfg(all(test, feature = "postgres-backend"))]
 mod tests {
     use super::pg::unqualified;
 

@@ -10,11 +10,13 @@ use diesel::{QueryResult, Selectable};
 use super::clause::sealed::{LockTarget, WaitPolicy};
 use super::clause::RowLock;
 use crate::backend::sealed::LockBackend;
-use crate::backend::{transaction_depth, Dialect, RowLocking};
+use crate::backend::Dialect;
 use crate::error::OccError;
+use crate::exec::{depth, Exec, Load};
 use crate::model::Optimistic;
 use crate::query::{find_statement, FindStatement};
 use crate::trace;
+use crate::transaction::Unfinished;
 
 /// The row of model `M` with a given key, to lock: what
 /// [`OptimisticDsl::lock`](crate::OptimisticDsl::lock) returns. Lock it with
@@ -137,7 +139,10 @@ where
     }
 
     /// The error for a locked query that had to find a row and found none.
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "postgres-backend", feature = "mysql-backend")),
+        allow(dead_code)
+    )]
     pub(crate) fn missing<DB>(&self) -> OccError
     where
         DB: LockBackend,
@@ -154,49 +159,30 @@ where
 
     /// The steps around every locking statement: refuse outside a transaction
     /// (sending nothing), learn the dialect, set and restore a timeout,
-    /// classify the error.
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-    pub(crate) fn run<C, R>(
-        &self,
-        conn: &mut C,
-        execute: impl Fn(Q::Locked, &mut C) -> QueryResult<R>,
-    ) -> Result<R, OccError>
+    /// classify the error. `fetch` says which rows to read.
+    #[cfg_attr(
+        not(any(feature = "postgres-backend", feature = "mysql-backend")),
+        allow(dead_code)
+    )]
+    pub(crate) async fn run<K, C, U>(&self, conn: &mut C, fetch: Fetch) -> Result<Rows<U>, OccError>
     where
-        C: RowLocking<Backend: LockBackend>,
-        Q: LockableQuery<RowLock<S, W, O>, C::Backend>,
-        Q::Locked: QueryFragment<C::Backend>,
+        C: Exec<K, Db: LockBackend> + Send,
+        Q: LockableQuery<RowLock<S, W, O>, C::Db>,
+        Q::Locked: QueryFragment<C::Db> + Load<C, K, U>,
     {
-        if transaction_depth(conn)? == 0 {
+        if depth(conn)? == 0 {
             let operation = match self.query.row() {
                 Some((table, key)) => format!("locking the row of {table} with {key}"),
-                None => format!("`{}`", self.sql::<C::Backend>()),
+                None => format!("`{}`", self.sql::<C::Db>()),
             };
             return Err(OccError::NotInTransaction { operation });
         }
-        let mut dialect = conn.dialect(false)?;
-        let saved = match self.wait.timeout() {
-            Some(timeout) => Some(conn.set_lock_timeout(timeout)?),
-            None => None,
-        };
-        let mut result = execute(self.statement(dialect), conn);
-        // A MySQL-backend server of the other dialect than last seen rejects a
-        // shared lock's syntax: learn this server's dialect and run it again.
-        if dialect != Dialect::Postgres
-            && matches!(&result, Err(e) if crate::error::is_syntax_error(e))
-        {
-            let actual = conn.dialect(true)?;
-            if actual != dialect {
-                dialect = actual;
-                result = execute(self.statement(dialect), conn);
-            }
-        }
-        if let Some(saved) = saved {
-            let aborted = matches!(result, Err(diesel::result::Error::DatabaseError(..)));
-            let restored = conn.restore_lock_timeout(saved, aborted);
-            if result.is_ok() {
-                restored?;
-            }
-        }
+        // A timeout set and not yet put back must not outlive a future
+        // dropped while the lock waits.
+        let mut guard = Unfinished::<K, C>::new(conn);
+        let locked = self.locked(guard.conn(), fetch).await;
+        guard.done();
+        let (result, dialect) = locked?;
         result.map_err(|e| {
             let e = OccError::from(e);
             // MariaDB reports a failed NOWAIT as a lock wait timeout (1205). On
@@ -210,5 +196,102 @@ where
             trace::failed(&e);
             e
         })
+    }
+
+    /// The locking statement between its timeout's set and restore; the
+    /// statement's own result, and the dialect it ran in.
+    async fn locked<K, C, U>(
+        &self,
+        conn: &mut C,
+        fetch: Fetch,
+    ) -> Result<(QueryResult<Rows<U>>, Dialect), OccError>
+    where
+        C: Exec<K, Db: LockBackend> + Send,
+        Q: LockableQuery<RowLock<S, W, O>, C::Db>,
+        Q::Locked: Load<C, K, U>,
+    {
+        let mut dialect = C::Db::dialect(conn, false).await?;
+        let saved = match self.wait.timeout() {
+            Some(timeout) => Some(C::Db::set_lock_timeout(conn, timeout).await?),
+            None => None,
+        };
+        let mut result = fetch.rows(self.statement(dialect), conn).await;
+        // A MySQL-backend server of the other dialect than last seen rejects a
+        // shared lock's syntax: learn this server's dialect and run it again.
+        if dialect != Dialect::Postgres
+            && matches!(&result, Err(e) if crate::error::is_syntax_error(e))
+        {
+            let actual = C::Db::dialect(conn, true).await?;
+            if actual != dialect {
+                dialect = actual;
+                result = fetch.rows(self.statement(dialect), conn).await;
+            }
+        }
+        if let Some(saved) = saved {
+            let aborted = matches!(result, Err(diesel::result::Error::DatabaseError(..)));
+            let restored = C::Db::restore_lock_timeout(conn, saved, aborted).await;
+            if result.is_ok() {
+                restored?;
+            }
+        }
+        Ok((result, dialect))
+    }
+}
+
+/// Which rows a lock terminal reads.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(
+    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    allow(dead_code)
+)]
+pub(crate) enum Fetch {
+    /// Every row.
+    All,
+    /// The first row, if any.
+    First,
+}
+
+/// What [`Fetch`] read.
+#[cfg_attr(
+    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    allow(dead_code)
+)]
+pub(crate) enum Rows<U> {
+    All(Vec<U>),
+    First(Option<U>),
+}
+
+#[cfg_attr(
+    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    allow(dead_code)
+)]
+impl Fetch {
+    async fn rows<K, C, U, L: Load<C, K, U>>(self, query: L, conn: &mut C) -> QueryResult<Rows<U>> {
+        Ok(match self {
+            Self::All => Rows::All(query.load_all(conn).await?),
+            Self::First => Rows::First(query.load_first(conn).await?),
+        })
+    }
+}
+
+#[cfg_attr(
+    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    allow(dead_code)
+)]
+impl<U> Rows<U> {
+    /// Every row read.
+    pub(crate) fn all(self) -> Vec<U> {
+        match self {
+            Self::All(rows) => rows,
+            Self::First(row) => row.into_iter().collect(),
+        }
+    }
+
+    /// The first row read.
+    pub(crate) fn first(self) -> Option<U> {
+        match self {
+            Self::All(rows) => rows.into_iter().next(),
+            Self::First(row) => row,
+        }
     }
 }

@@ -1,0 +1,212 @@
+//! What every `#[derive(Optimistic)]` model can do on a diesel-async
+//! connection: the methods of [`OptimisticDsl`](crate::OptimisticDsl), with
+//! the same names, awaited. The statements, their outcome and the lock steps
+//! are the ones the sync methods run.
+
+use core::future::Future;
+
+use diesel::query_builder::AsChangeset;
+use diesel::Selectable;
+use diesel_async::methods::{ExecuteDsl, LoadQuery};
+
+use crate::backend::{AsyncOccConnection, RowLocking};
+use crate::error::OccError;
+use crate::exec::NonBlocking;
+use crate::lock::builder::{LockDsl, Locked};
+use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
+use crate::model::Optimistic;
+use crate::query::{
+    delete_statement, DeleteStatement, FindStatement, UpdateStatement, VersionProbe,
+};
+use crate::transaction::step;
+use crate::version::Version;
+use crate::write;
+
+/// Versioned writes, reload and row locks on diesel-async connections
+/// (`AsyncPgConnection`, `AsyncMysqlConnection`,
+/// `SyncConnectionWrapper<SqliteConnection>`, and pooled ones as
+/// `&mut pooled`); implemented for every `#[derive(Optimistic)]` model and
+/// brought in by `occ::async_prelude`. Each method sends what its
+/// [`OptimisticDsl`](crate::OptimisticDsl) namesake sends and returns the
+/// same results and errors.
+///
+/// Every future is `Send`: it can be spawned and awaited in a web handler.
+/// For that, a model and the pieces of its statements must be `Send` and
+/// `Sync`, as every model with owned fields is.
+pub trait AsyncOptimisticDsl:
+    Optimistic<
+        Key: Send + Sync,
+        Table: Send + Sync,
+        KeyPredicate: Send + Sync,
+        VersionPredicate: Send + Sync,
+        VersionColumn: Send + Sync,
+        Changeset: Send,
+    > + Send
+    + Sync
+{
+    /// Writes every writable field and the next version, if the row still has
+    /// the version this model holds; on success `self` holds the new version.
+    fn update_versioned<C>(
+        &mut self,
+        conn: &mut C,
+    ) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        async move {
+            let next = self.version().next();
+            let (key, changes) = (self.key(), self.changeset());
+            let expected = self.version();
+            step::<NonBlocking, C, _>(conn, async |conn| {
+                write::update::<Self, NonBlocking, C, _>(conn, key, expected, changes, next.clone())
+                    .await
+            })
+            .await?;
+            self.set_version(next);
+            Ok(())
+        }
+    }
+
+    /// Deletes the row if it still has the version this model holds.
+    fn delete_versioned<C>(&self, conn: &mut C) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        DeleteStatement<Self>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        let statement = delete_statement::<Self>(self.key(), self.version().clone());
+        step::<NonBlocking, C, _>(conn, async |conn| {
+            write::execute::<Self, NonBlocking, C, _>(conn, statement, self.key(), self.version())
+                .await
+        })
+    }
+
+    /// Moves the version forward without writing anything else, if the row
+    /// still has the version this model holds.
+    fn bump_version<C>(&mut self, conn: &mut C) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        UpdateStatement<Self, ()>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        async move {
+            let next = self.version().next();
+            let key = self.key();
+            let expected = self.version();
+            step::<NonBlocking, C, _>(conn, async |conn| {
+                write::update::<Self, NonBlocking, C, _>(conn, key, expected, (), next.clone())
+                    .await
+            })
+            .await?;
+            self.set_version(next);
+            Ok(())
+        }
+    }
+
+    /// Reads every field of this row again.
+    fn reload<C>(&mut self, conn: &mut C) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        Self: Selectable<C::Backend> + 'static,
+        FindStatement<Self, C::Backend>: LoadQuery<'static, C, Self> + Send + 'static,
+    {
+        async move {
+            let key = self.key();
+            *self = step::<NonBlocking, C, _>(conn, async |conn| {
+                write::reload::<Self, NonBlocking, C, C::Backend>(conn, key).await
+            })
+            .await?;
+            Ok(())
+        }
+    }
+
+    /// Applies `changes` and the next version to the row with `key`, if it has
+    /// version `expected`; returns the new version.
+    fn update_if_version<C, S>(
+        conn: &mut C,
+        key: Self::Key,
+        expected: Self::Version,
+        changes: S,
+    ) -> impl Future<Output = Result<Self::Version, OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        S: AsChangeset<Target = Self::Table, Changeset: Send>,
+        UpdateStatement<Self, S::Changeset>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        let changes = changes.as_changeset();
+        async move {
+            let next = expected.next();
+            step::<NonBlocking, C, _>(conn, async |conn| {
+                write::update::<Self, NonBlocking, C, _>(
+                    conn,
+                    key,
+                    &expected,
+                    changes,
+                    next.clone(),
+                )
+                .await
+            })
+            .await?;
+            Ok(next)
+        }
+    }
+
+    /// The row with `key`, to lock with the builders of [`LockDsl`]; the same
+    /// as [`OptimisticDsl::lock`](crate::OptimisticDsl::lock).
+    fn lock(key: Self::Key) -> ByKey<Self> {
+        ByKey { key }
+    }
+
+    /// Reads the row with `key` and locks it `FOR UPDATE` until the
+    /// transaction ends; [`OccError::NotFound`] if there is none,
+    /// [`OccError::NotInTransaction`] outside a transaction.
+    fn find_exclusive<'c, C>(
+        conn: &'c mut C,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Self, OccError>> + Send
+    where
+        C: RowLocking,
+        Locked<ByKey<Self>, Exclusive>: RunLocked<
+            C,
+            Self,
+            NonBlocking,
+            One<'c>: Future<Output = Result<Self, OccError>> + Send,
+        >,
+    {
+        Self::lock(key).exclusive().run_get_result(conn)
+    }
+
+    /// Reads the row with `key` and locks it `FOR SHARE` (`LOCK IN SHARE
+    /// MODE` on MariaDB) until the transaction ends.
+    fn find_shared<'c, C>(
+        conn: &'c mut C,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Self, OccError>> + Send
+    where
+        C: RowLocking,
+        Locked<ByKey<Self>, Shared>: RunLocked<
+            C,
+            Self,
+            NonBlocking,
+            One<'c>: Future<Output = Result<Self, OccError>> + Send,
+        >,
+    {
+        Self::lock(key).shared().run_get_result(conn)
+    }
+}
+
+impl<M> AsyncOptimisticDsl for M where
+    M: Optimistic<
+            Key: Send + Sync,
+            Table: Send + Sync,
+            KeyPredicate: Send + Sync,
+            VersionPredicate: Send + Sync,
+            VersionColumn: Send + Sync,
+            Changeset: Send,
+        > + Send
+        + Sync
+{
+}

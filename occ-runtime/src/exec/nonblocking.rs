@@ -1,0 +1,81 @@
+//! Statements on a diesel-async connection, awaited by the caller.
+
+use alloc::borrow::Cow;
+use core::time::Duration;
+
+use diesel::connection::TransactionManagerStatus;
+use diesel::{OptionalExtension, QueryResult};
+use diesel_async::methods::{ExecuteDsl, LoadQuery};
+use diesel_async::{
+    AsyncConnection, AsyncConnectionCore, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
+};
+
+use super::{Exec, Execute, Load, TextQuery, TextRow};
+
+/// The kind of a diesel-async connection.
+#[derive(Debug)]
+pub enum NonBlocking {}
+
+impl<C> Exec<NonBlocking> for C
+where
+    C: AsyncConnection,
+    TextQuery: LoadQuery<'static, C, TextRow>,
+{
+    type Db = <C as AsyncConnectionCore>::Backend;
+
+    fn status(&mut self) -> &mut TransactionManagerStatus {
+        C::TransactionManager::transaction_manager_status_mut(self)
+    }
+
+    async fn batch(&mut self, sql: Cow<'static, str>) -> QueryResult<()> {
+        SimpleAsyncConnection::batch_execute(self, &sql).await
+    }
+
+    async fn text(&mut self, query: TextQuery) -> QueryResult<Option<String>> {
+        let row = RunQueryDsl::get_result::<TextRow>(query, self)
+            .await
+            .optional()?;
+        Ok(row.map(|row| row.occ_text))
+    }
+
+    async fn begin(&mut self) -> QueryResult<()> {
+        C::TransactionManager::begin_transaction(self).await
+    }
+
+    async fn commit(&mut self) -> QueryResult<()> {
+        C::TransactionManager::commit_transaction(self).await
+    }
+
+    async fn rollback(&mut self) -> QueryResult<()> {
+        C::TransactionManager::rollback_transaction(self).await
+    }
+
+    async fn pause(pause: Duration) {
+        tokio::time::sleep(pause).await;
+    }
+}
+
+impl<C, Q> Execute<C, NonBlocking> for Q
+where
+    C: AsyncConnection,
+    Q: ExecuteDsl<C>,
+{
+    async fn send(self, conn: &mut C) -> QueryResult<usize> {
+        RunQueryDsl::execute(self, conn).await
+    }
+}
+
+impl<C, Q, U> Load<C, NonBlocking, U> for Q
+where
+    C: AsyncConnection,
+    U: Send + 'static,
+    Q: LoadQuery<'static, C, U> + 'static,
+{
+    async fn load_all(self, conn: &mut C) -> QueryResult<Vec<U>> {
+        RunQueryDsl::load(self, conn).await
+    }
+
+    async fn load_first(self, conn: &mut C) -> QueryResult<Option<U>> {
+        RunQueryDsl::get_result(self, conn).await.optional()
+    }
+}

@@ -1,0 +1,238 @@
+//! A transaction at an isolation level, and the repair of a connection a
+//! failed or interrupted one left refused: written once for every kind of
+//! connection.
+
+use core::future::Future;
+use core::marker::PhantomData;
+
+use diesel::result::Error as DieselError;
+
+use crate::backend::sealed::Hooks;
+use crate::backend::{Isolation, IsolationAt};
+use crate::error::OccError;
+use crate::exec::{Exec, TextQuery};
+
+/// Std's `RandomState` is seeded per instance from the OS: enough for
+/// jitter and a nonce, without a dependency.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+/// Marks the connection's transaction manager as failed if dropped before
+/// [`done`](Self::done): a future dropped between `SET TRANSACTION` and
+/// `COMMIT` (a timeout around it, a task aborted) leaves a transaction open
+/// or a setting pending, and a pool must not hand that connection to its next
+/// user. diesel-async's pools discard a connection whose manager failed; occ's
+/// own next transaction on it repairs it first.
+pub(crate) struct Unfinished<'c, K, C: Exec<K>> {
+    conn: &'c mut C,
+    done: bool,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<'c, K, C: Exec<K>> Unfinished<'c, K, C> {
+    pub(crate) fn new(conn: &'c mut C) -> Self {
+        Self {
+            conn,
+            done: false,
+            kind: PhantomData,
+        }
+    }
+
+    /// The connection, to work on while guarded.
+    pub(crate) fn conn(&mut self) -> &mut C {
+        self.conn
+    }
+
+    /// The work is done: nothing to mark.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl<K, C: Exec<K>> Drop for Unfinished<'_, K, C> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.status().set_in_error();
+        }
+    }
+}
+
+/// A transaction's body, called once per attempt: a closure taking the
+/// connection and returning a future (an async closure whose future borrows
+/// nothing from the closure itself, or `|conn| async move { .. }`). Naming
+/// the future lets a caller require it to be `Send`. Public in a private
+/// module: `retry_async` names it, users cannot.
+pub trait Attempt<A, R>: FnMut(A) -> <Self as Attempt<A, R>>::Fut {
+    /// The future one call returns.
+    type Fut: Future<Output = R>;
+    /// Calls the body.
+    fn attempt(&mut self, arg: A) -> Self::Fut;
+}
+
+impl<F, A, Fut, R> Attempt<A, R> for F
+where
+    F: FnMut(A) -> Fut,
+    Fut: Future<Output = R>,
+{
+    type Fut = Fut;
+    fn attempt(&mut self, arg: A) -> Fut {
+        self(arg)
+    }
+}
+
+#[cfg(feature = "async")]
+/// Runs one versioned write or reload of the async API: on a connection an
+/// interrupted call marked, only after repairing it; and marked itself if
+/// dropped half-way, so that no later statement reads its reply.
+pub(crate) async fn step<K, C, T>(
+    conn: &mut C,
+    write: impl AsyncFnOnce(&mut C) -> Result<T, OccError>,
+) -> Result<T, OccError>
+where
+    C: Exec<K, Db: Hooks>,
+{
+    if conn.status().transaction_depth().is_err() {
+        repair(conn).await?;
+    }
+    let mut guard = Unfinished::<K, C>::new(conn);
+    let result = write(guard.conn()).await;
+    guard.done();
+    result
+}
+
+/// Runs `body` in a new outermost transaction at `isolation` (the backend's
+/// default when `None`), committing on `Ok` and rolling back on `Err`.
+pub(crate) async fn transaction_at<K, C, T, B>(
+    conn: &mut C,
+    isolation: Option<Isolation>,
+    body: &mut B,
+) -> Result<T, OccError>
+where
+    C: Exec<K, Db: Hooks>,
+    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+{
+    let mut guard = Unfinished::<K, C>::new(conn);
+    let result = run(guard.conn(), isolation, body).await;
+    guard.done();
+    let error = match result {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    // Conflicts and the like are occ's reading of a clean result; only an
+    // error from the server can leave a statement half-read.
+    if error.database_error().is_some() {
+        conn.after_failed_transaction();
+    }
+    match repair(conn).await {
+        Ok(()) => Err(error),
+        // What the transaction's own error says stays the answer.
+        Err(_)
+            if matches!(
+                error,
+                OccError::ConnectionBroken(_)
+                    | OccError::CommitOutcomeUnknown(_)
+                    | OccError::NodeUnavailable(_)
+            ) =>
+        {
+            Err(error)
+        }
+        Err(unrepaired) => Err(unrepaired),
+    }
+}
+
+/// `BEGIN`, the body, `COMMIT` or `ROLLBACK`: what diesel's own
+/// `transaction` does, with the isolation level where the backend takes it.
+async fn run<K, C, T, B>(
+    conn: &mut C,
+    isolation: Option<Isolation>,
+    body: &mut B,
+) -> Result<T, OccError>
+where
+    C: Exec<K, Db: Hooks>,
+    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+{
+    let at = <C::Db as Hooks>::ISOLATION;
+    let level = isolation.filter(|_| at != IsolationAt::Always);
+    if let (Some(level), IsolationAt::Before) = (level, at) {
+        conn.batch(level.sql().into()).await?;
+    }
+    conn.begin().await?;
+    let result = match (level, at) {
+        (Some(level), IsolationAt::First) => match conn.batch(level.sql().into()).await {
+            Ok(()) => body.attempt(conn).await,
+            Err(error) => Err(error.into()),
+        },
+        _ => body.attempt(conn).await,
+    };
+    match result {
+        Ok(value) => match conn.commit().await {
+            Ok(()) => Ok(value),
+            // The body was done; the connection broke in COMMIT.
+            Err(error) => Err(match OccError::from(error) {
+                OccError::ConnectionBroken(e) => OccError::CommitOutcomeUnknown(e),
+                other => other,
+            }),
+        },
+        Err(error) => match conn.rollback().await {
+            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(error),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
+/// After a transaction whose rollback failed, diesel refuses every further
+/// transaction on the connection (`BrokenTransactionManager`). The server
+/// may well have ended the transaction itself: Galera aborts a local
+/// transaction that a replicated write conflicts with, and then answers the
+/// ROLLBACK with 1213. One more ROLLBACK tells: if the server accepts it, no
+/// transaction is open and the connection is as good as new. If not, the
+/// connection stays refused and the error says why: `NodeUnavailable` (a
+/// later call repairs it once the node serves again) or `ConnectionBroken`.
+/// A transaction interrupted half-way (see [`Unfinished`]) is repaired the
+/// same way, with the backend's session settings put back.
+///
+/// An interrupted call may also have left a reply unread: on MySQL, the
+/// next statement would read the previous one's reply. A query whose answer
+/// only this call knows tells: a connection whose replies are out of step is
+/// `ConnectionBroken`, to be replaced.
+pub(crate) async fn repair<K, C>(conn: &mut C) -> Result<(), OccError>
+where
+    C: Exec<K, Db: Hooks>,
+{
+    if conn.status().transaction_depth().is_ok() {
+        return Ok(());
+    }
+    let nonce = format!("occ{}", random_u64());
+    match conn
+        .text(TextQuery::new(format!("SELECT '{nonce}' AS occ_text")))
+        .await
+    {
+        Ok(Some(answer)) if answer == nonce => {}
+        Ok(_) => {
+            return Err(OccError::ConnectionBroken(DieselError::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                Box::new(String::from(
+                    "the connection's replies are out of step after an interrupted call",
+                )),
+            )))
+        }
+        Err(error) => {
+            return Err(match crate::error::refused_rollback(error) {
+                Some(unusable) => unusable,
+                None => OccError::ConnectionBroken(DieselError::BrokenTransactionManager),
+            })
+        }
+    }
+    if let Err(error) = conn.batch("ROLLBACK".into()).await {
+        if let Some(unusable) = crate::error::refused_rollback(error) {
+            return Err(unusable);
+        }
+    }
+    if let Some(reset) = <C::Db as Hooks>::RESET {
+        conn.batch(reset.into()).await?;
+    }
+    *conn.status() = Default::default();
+    Ok(())
+}
