@@ -507,3 +507,148 @@ mod server {
         );
     }
 }
+
+/// Every async method's future is `Send`: spawned on tokio (as an axum
+/// handler needs), on each kind of connection, bare and pooled. A compile
+/// test: these functions are never called.
+#[allow(dead_code)]
+mod spawnable {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Versioned writes, reload and retry, on `$conn` (an expression giving
+    /// `&mut` a connection).
+    macro_rules! writes {
+        ($conn:expr, $c:ident) => {{
+            let conn = $conn;
+            $c.update_versioned(conn).await.unwrap();
+            $c.bump_version(conn).await.unwrap();
+            $c.reload(conn).await.unwrap();
+            $c.delete_versioned(conn).await.unwrap();
+            Counter::update_if_version(conn, 1, 1, counters::value.eq(2))
+                .await
+                .unwrap();
+            let policy = RetryPolicy::default();
+            occ::retry_async(conn, &policy, async |conn| {
+                let mut c: Counter = counters::table
+                    .find(1)
+                    .select(Counter::as_select())
+                    .first(conn)
+                    .await?;
+                c.value += 1;
+                c.update_versioned(conn).await
+            })
+            .await
+            .unwrap();
+            occ::retry_counted_async(conn, &policy, async |_| Ok(()))
+                .await
+                .result
+                .unwrap();
+        }};
+    }
+
+    /// Row locks through every terminal, inside `retry_async`.
+    macro_rules! locks {
+        ($conn:expr) => {{
+            occ::retry_async($conn, &RetryPolicy::default(), async |conn| {
+                let _: Counter = Counter::find_exclusive(conn, 1).await?;
+                let _: Counter = Counter::find_shared(conn, 1).await?;
+                let _: Counter = Counter::lock(1)
+                    .exclusive()
+                    .nowait()
+                    .get_result(conn)
+                    .await?;
+                let _: Vec<i32> = counters::table
+                    .select(counters::id)
+                    .exclusive()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                let _: Vec<i32> = counters::table
+                    .select(counters::id)
+                    .shared()
+                    .get_results(conn)
+                    .await?;
+                let _: Option<i32> = counters::table
+                    .select(counters::id)
+                    .exclusive()
+                    .timeout(Duration::from_secs(1))
+                    .optional(conn)
+                    .await?;
+                let _: i32 = counters::table
+                    .select(counters::id)
+                    .shared()
+                    .first(conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }};
+    }
+
+    macro_rules! spawnable {
+        ($name:ident, $conn:ty $(, $locks:ident)?) => {
+            mod $name {
+                use super::*;
+                type Conn = $conn;
+
+                fn bare(mut conn: Conn, mut c: Counter) {
+                    tokio::spawn(async move {
+                        writes!(&mut conn, c);
+                        $( $locks!(&mut conn); )?
+                    });
+                }
+
+                fn deadpool(pool: diesel_async::pooled_connection::deadpool::Pool<Conn>, mut c: Counter) {
+                    tokio::spawn(async move {
+                        let mut conn = pool.get().await.unwrap();
+                        writes!(&mut conn, c);
+                        $( $locks!(&mut conn); )?
+                    });
+                }
+
+                fn bb8(pool: diesel_async::pooled_connection::bb8::Pool<Conn>, mut c: Counter) {
+                    tokio::spawn(async move {
+                        let mut conn = pool.get().await.unwrap();
+                        writes!(&mut conn, c);
+                        $( $locks!(&mut conn); )?
+                    });
+                }
+            }
+        };
+    }
+
+    #[cfg(feature = "async-sqlite")]
+    spawnable!(
+        sqlite,
+        diesel_async::sync_connection_wrapper::SyncConnectionWrapper<SqliteConnection>
+    );
+    /// And PostgreSQL's own strengths.
+    macro_rules! pg_locks {
+        ($conn:expr) => {{
+            locks!(&mut *$conn);
+            occ::retry_async($conn, &RetryPolicy::default(), async |conn| {
+                let _: Counter = Counter::lock(1)
+                    .no_key_exclusive()
+                    .nowait()
+                    .get_result(conn)
+                    .await?;
+                let _: i32 = counters::table
+                    .select(counters::id)
+                    .key_shared()
+                    .first(conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }};
+    }
+
+    #[cfg(feature = "async-postgres")]
+    spawnable!(postgres, diesel_async::AsyncPgConnection, pg_locks);
+    #[cfg(feature = "async-mysql")]
+    spawnable!(mysql, diesel_async::AsyncMysqlConnection, locks);
+}

@@ -13,7 +13,15 @@ fn public_api_matches_the_listing() {
     // Default features and the async API: the items do not depend on the
     // backends enabled.
     let status = Command::new(env!("CARGO"))
-        .args(["doc", "--no-deps", "--quiet", "-p", "occ", "--features", "async"])
+        .args([
+            "doc",
+            "--no-deps",
+            "--quiet",
+            "-p",
+            "occ",
+            "--features",
+            "async",
+        ])
         .arg("--target-dir")
         .arg(&target)
         .current_dir(root)
