@@ -205,25 +205,34 @@ where
         return Ok(());
     }
     let nonce = format!("occ{}", random_u64());
+    let out_of_step = |cause: String| {
+        OccError::ConnectionBroken(DieselError::DatabaseError(
+            diesel::result::DatabaseErrorKind::ClosedConnection,
+            Box::new(format!(
+                "the connection's replies are out of step after an interrupted call ({cause})"
+            )),
+        ))
+    };
     match conn
         .text(TextQuery::new(format!("SELECT '{nonce}' AS occ_text")))
         .await
     {
         Ok(Some(answer)) if answer == nonce => {}
-        Ok(_) => {
-            return Err(OccError::ConnectionBroken(DieselError::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                Box::new(String::from(
-                    "the connection's replies are out of step after an interrupted call",
-                )),
-            )))
+        Ok(answer) => return Err(out_of_step(format!("read {answer:?}"))),
+        // An error the server sent is an answer in step (Galera may still
+        // refuse statements of the transaction it aborted); a connection
+        // that is gone says so.
+        Err(error @ DieselError::DatabaseError(..)) => {
+            let error = OccError::from(error);
+            if matches!(
+                error,
+                OccError::ConnectionBroken(_) | OccError::NodeUnavailable(_)
+            ) {
+                return Err(error);
+            }
         }
-        Err(error) => {
-            return Err(match crate::error::refused_rollback(error) {
-                Some(unusable) => unusable,
-                None => OccError::ConnectionBroken(DieselError::BrokenTransactionManager),
-            })
-        }
+        // A reply that is not this query's (rows of another shape).
+        Err(error) => return Err(out_of_step(error.to_string())),
     }
     if let Err(error) = conn.batch("ROLLBACK".into()).await {
         if let Some(unusable) = crate::error::refused_rollback(error) {
