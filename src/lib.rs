@@ -2,6 +2,8 @@
 #![doc = include_str!("../README.md")]
 
 pub use occ_derive::Optimistic;
+#[cfg(feature = "http")]
+pub use occ_runtime::http;
 pub use occ_runtime::{
     lock, retry, retry_counted, Isolation, LockDsl, Locked, OccConnection, OccError, OptimisticDsl,
     Retried, RetryPolicy, RowLocking, Version,

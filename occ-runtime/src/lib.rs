@@ -20,6 +20,8 @@ mod backend;
 mod dsl;
 mod error;
 mod exec;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod lock;
 mod model;
 mod query;

@@ -16,6 +16,10 @@ pub trait Version: Clone + PartialEq + Debug + Display + Send + Sync + 'static {
     /// The version a write stores after finding `self`. It must differ from `self`
     /// and survive a round trip through the column unchanged.
     fn next(&self) -> Self;
+
+    /// The version `text` shows, as `Display` writes it: what an entity tag
+    /// carries back (`occ::http`). `None` for text no version shows.
+    fn from_text(text: &str) -> Option<Self>;
 }
 
 // Integers wrap at their maximum: the check compares for equality only, so the
@@ -26,6 +30,10 @@ macro_rules! integer_version {
         impl Version for $t {
             fn next(&self) -> Self {
                 self.wrapping_add(1)
+            }
+
+            fn from_text(text: &str) -> Option<Self> {
+                text.parse().ok()
             }
         }
     )*};
@@ -48,11 +56,29 @@ impl Version for chrono::NaiveDateTime {
         let floor = self.duration_trunc(micro).unwrap_or(*self) + micro;
         now.max(floor)
     }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Self::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Version;
+
+    #[test]
+    fn versions_read_back_what_they_show() {
+        for v in [0_i64, -7, i64::MAX, i64::MIN] {
+            assert_eq!(i64::from_text(&v.to_string()), Some(v));
+        }
+        assert_eq!(i16::from_text("70000"), None);
+        assert_eq!(i32::from_text(" 1"), None);
+        #[cfg(feature = "chrono")]
+        {
+            let t = chrono::Utc::now().naive_utc().next();
+            assert_eq!(chrono::NaiveDateTime::from_text(&t.to_string()), Some(t));
+        }
+    }
 
     #[test]
     fn integers_count_up_and_wrap() {
