@@ -10,8 +10,8 @@ use std::process::Command;
 fn public_api_matches_the_listing() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("public-api");
-    // Default features and the async API: the items do not depend on the
-    // backends enabled.
+    // Default features, the async API and the HTTP integration: the items do
+    // not depend on the backends enabled.
     let status = Command::new(env!("CARGO"))
         .args([
             "doc",
@@ -20,7 +20,7 @@ fn public_api_matches_the_listing() {
             "-p",
             "occ",
             "--features",
-            "async",
+            "async,axum",
         ])
         .arg("--target-dir")
         .arg(&target)

@@ -8,7 +8,8 @@
 //! sent: sync or async, the one seam between the two); `backend` (what each
 //! backend and connection needs); `query` (the statements); `transaction`;
 //! `write` (versioned writes and their outcome) and `lock` (clause, builder,
-//! run); `dsl` and `async_dsl` (what a model can do) and `retry`. Everything
+//! run); `dsl` and `async_dsl` (what a model can do) and `retry`; `http`
+//! (versions as HTTP validators, beside the rest). Everything
 //! below `dsl` is written once, as async code generic over the kind of
 //! connection; the sync API drives it to completion in one poll.
 
