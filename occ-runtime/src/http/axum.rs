@@ -150,7 +150,7 @@ impl IntoResponse for Problem {
             match &self {
                 Self::PreconditionRequired { resource }
                 | Self::NotFound { resource }
-                | Self::Locked { resource, .. } => {
+                | Self::RowLocked { resource, .. } => {
                     body["resource"] = resource.as_str().into();
                 }
                 Self::PreconditionFailed { resource, current } => {

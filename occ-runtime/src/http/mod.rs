@@ -288,11 +288,14 @@ pub enum Problem {
     },
     /// 400 Bad Request: a malformed precondition header.
     BadPrecondition(BadPrecondition),
+    // Not named `Locked`: a second item of that name makes rustc print the
+    // lock builder's full path in its messages, which then read differently
+    // with this feature on.
     /// 503 Service Unavailable with `Retry-After`: the row is locked by
     /// another transaction (`NOWAIT`, a lock timeout). The request itself is
     /// fine and can be sent again as it is, which is what 503 says; a 409
     /// would ask the client to change it.
-    Locked {
+    RowLocked {
         /// What the request was for.
         resource: String,
         /// When to try again.
@@ -319,7 +322,7 @@ impl Problem {
             Self::NotModified { .. } => StatusCode::NOT_MODIFIED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::BadPrecondition(_) => StatusCode::BAD_REQUEST,
-            Self::Locked { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RowLocked { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -346,7 +349,7 @@ impl Problem {
             Self::NotModified { .. } => String::new(),
             Self::NotFound { resource } => format!("{resource} does not exist"),
             Self::BadPrecondition(bad) => bad.to_string(),
-            Self::Locked { resource, .. } => {
+            Self::RowLocked { resource, .. } => {
                 format!("{resource} is being written by another request: try again shortly")
             }
             Self::Unavailable { .. } => {
@@ -367,7 +370,7 @@ impl Problem {
             | Self::NotModified { etag: tag } => {
                 headers.insert(http::header::ETAG, tag.clone());
             }
-            Self::Locked { retry_after, .. } | Self::Unavailable { retry_after } => {
+            Self::RowLocked { retry_after, .. } | Self::Unavailable { retry_after } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
             }
@@ -392,7 +395,7 @@ impl Problem {
             OccError::NoRow { .. } => Self::NotFound {
                 resource: "the resource".to_owned(),
             },
-            OccError::LockNotAvailable(_) | OccError::LockTimeout(_) => Self::Locked {
+            OccError::LockNotAvailable(_) | OccError::LockTimeout(_) => Self::RowLocked {
                 resource: "the resource".to_owned(),
                 retry_after: Duration::from_secs(1),
             },
