@@ -1,0 +1,175 @@
+//! What occ costs over the diesel code a careful user would write by hand,
+//! on PostgreSQL (`OCC_PG_URL`), in one process:
+//!
+//! - a versioned update: `diesel::update(t.filter(id).filter(version))
+//!   .set((.., version + 1))` and its row-count check, against
+//!   `update_versioned`;
+//! - a versioned delete, the same way, against `delete_versioned`;
+//! - a locked read in its own transaction: diesel's `.for_update()` against
+//!   `find_exclusive`.
+//!
+//! ```text
+//! OCC_PG_URL=postgres://postgres@127.0.0.1:5432/test \
+//!     cargo bench --features postgres --bench postgres
+//! ```
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use diesel::connection::SimpleConnection;
+use occ::prelude::*;
+
+diesel::table! {
+    products (id) {
+        id -> Integer,
+        name -> Text,
+        qty -> Integer,
+        version -> Integer,
+    }
+}
+
+#[derive(Queryable, Selectable, Optimistic, Clone)]
+struct Product {
+    id: i32,
+    name: String,
+    qty: i32,
+    #[occ(version)]
+    version: i32,
+}
+
+const SCHEMA: &str = "occ_bench_postgres";
+
+fn connection() -> Option<PgConnection> {
+    let url = std::env::var("OCC_PG_URL").ok().filter(|u| !u.is_empty())?;
+    let mut conn = PgConnection::establish(&url).expect("connect to OCC_PG_URL");
+    conn.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; SET search_path TO {SCHEMA}; \
+         CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+         qty INTEGER NOT NULL, version INTEGER NOT NULL); \
+         INSERT INTO products VALUES (1, 'anvil', 0, 0);"
+    ))
+    .expect("set up the bench schema");
+    Some(conn)
+}
+
+fn read(conn: &mut PgConnection, id: i32) -> Product {
+    products::table
+        .find(id)
+        .select(Product::as_select())
+        .first(conn)
+        .expect("read the row")
+}
+
+fn writes(c: &mut Criterion) {
+    let Some(conn) = connection() else {
+        eprintln!("OCC_PG_URL is not set: the PostgreSQL benchmarks need it");
+        return;
+    };
+    let conn = RefCell::new(conn);
+    let mut group = c.benchmark_group("versioned writes (PostgreSQL)");
+    group.measurement_time(Duration::from_secs(5));
+
+    let mut row = read(&mut conn.borrow_mut(), 1);
+    group.bench_function("update: hand-written diesel (baseline)", |b| {
+        b.iter(|| {
+            let next = row.version + 1;
+            let n = diesel::update(
+                products::table
+                    .filter(products::id.eq(row.id))
+                    .filter(products::version.eq(row.version)),
+            )
+            .set((
+                products::name.eq(&row.name),
+                products::qty.eq(row.qty + 1),
+                products::version.eq(next),
+            ))
+            .execute(&mut *conn.borrow_mut())
+            .expect("update");
+            assert_eq!(n, 1, "the version matched");
+            row.qty += 1;
+            row.version = next;
+        })
+    });
+
+    let mut row = read(&mut conn.borrow_mut(), 1);
+    group.bench_function("update: occ update_versioned", |b| {
+        b.iter(|| {
+            row.qty += 1;
+            row.update_versioned(&mut *conn.borrow_mut())
+                .expect("update");
+        })
+    });
+
+    // Each iteration deletes a row the setup (not timed) inserted.
+    let next_id = RefCell::new(100);
+    let insert = || {
+        let mut id = next_id.borrow_mut();
+        *id += 1;
+        diesel::insert_into(products::table)
+            .values((
+                products::id.eq(*id),
+                products::name.eq("spare"),
+                products::qty.eq(0),
+                products::version.eq(3),
+            ))
+            .execute(&mut *conn.borrow_mut())
+            .expect("insert");
+        read(&mut conn.borrow_mut(), *id)
+    };
+    group.bench_function("delete: hand-written diesel (baseline)", |b| {
+        b.iter_batched(
+            insert,
+            |row| {
+                let n = diesel::delete(
+                    products::table
+                        .filter(products::id.eq(row.id))
+                        .filter(products::version.eq(row.version)),
+                )
+                .execute(&mut *conn.borrow_mut())
+                .expect("delete");
+                assert_eq!(n, 1, "the version matched");
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("delete: occ delete_versioned", |b| {
+        b.iter_batched(
+            insert,
+            |row| {
+                row.delete_versioned(&mut *conn.borrow_mut())
+                    .expect("delete")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn locks(c: &mut Criterion) {
+    let Some(mut conn) = connection() else { return };
+    let mut group = c.benchmark_group("locked read in a transaction (PostgreSQL)");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("diesel .for_update() (baseline)", |b| {
+        b.iter(|| {
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                products::table
+                    .find(1)
+                    .select(Product::as_select())
+                    .for_update()
+                    .first::<Product>(conn)
+            })
+            .expect("locked read")
+        })
+    });
+    group.bench_function("occ find_exclusive", |b| {
+        b.iter(|| {
+            conn.transaction::<_, OccError, _>(|conn| Product::find_exclusive(conn, 1))
+                .expect("locked read")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, writes, locks);
+criterion_main!(benches);
