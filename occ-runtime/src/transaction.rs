@@ -93,9 +93,8 @@ pub(crate) async fn step<K, C, T>(
 where
     C: Exec<K, Db: Hooks>,
 {
-    if conn.status().transaction_depth().is_err() {
-        repair(conn).await?;
-    }
+    // Nothing to do, and nothing sent, on a connection in order.
+    repair(conn).await?;
     let mut guard = Unfinished::<K, C>::new(conn);
     let result = write(guard.conn()).await;
     guard.done();

@@ -27,17 +27,22 @@ pub fn etag<V: Version>(version: &V) -> HeaderValue {
 
 /// The tag for a version as `Display` shows it.
 fn tag_of(text: &str) -> HeaderValue {
-    let mut tag = String::with_capacity(text.len() + 2);
-    tag.push('"');
+    HeaderValue::from_str(&format!("\"{}\"", opaque_of(text)))
+        .expect("an entity tag holds visible ASCII only")
+}
+
+/// The opaque part of the tag for `text`: the text, with what an entity tag
+/// cannot hold (and `%`) percent-encoded.
+fn opaque_of(text: &str) -> String {
+    let mut opaque = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'%' => tag.push_str("%25"),
-            0x21 | 0x23..=0x7E => tag.push(char::from(byte)),
-            _ => tag.push_str(&format!("%{byte:02X}")),
+            b'%' => opaque.push_str("%25"),
+            0x21 | 0x23..=0x7E => opaque.push(char::from(byte)),
+            _ => opaque.push_str(&format!("%{byte:02X}")),
         }
     }
-    tag.push('"');
-    HeaderValue::from_str(&tag).expect("an entity tag holds visible ASCII only")
+    opaque
 }
 
 /// The text a tag's opaque part stands for; `None` where it is not one of
@@ -188,9 +193,7 @@ impl Condition {
 
 /// The opaque text of `version`'s tag.
 fn tag_text<V: Version>(version: &V) -> String {
-    let tag = etag(version);
-    let tag = tag.to_str().unwrap_or_default();
-    tag[1..tag.len() - 1].to_owned()
+    opaque_of(&version.to_string())
 }
 
 /// Reads `#entity-tag` (RFC 9110 section 5.6.1: elements separated by commas
