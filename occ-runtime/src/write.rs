@@ -11,7 +11,7 @@ use crate::query::{
 use crate::trace;
 
 /// What a versioned write's row count says.
-pub(crate) enum Written {
+enum Written {
     /// The row had the expected version and was written.
     Done,
     /// Nothing matched: a read of the current version tells why.
@@ -19,7 +19,7 @@ pub(crate) enum Written {
 }
 
 /// Reads a versioned write's row count.
-pub(crate) fn written<M: Optimistic>(rows: usize, key: &M::Key) -> Result<Written, OccError> {
+fn written<M: Optimistic>(rows: usize, key: &M::Key) -> Result<Written, OccError> {
     match rows {
         1 => Ok(Written::Done),
         0 => Ok(Written::Probe),
@@ -32,12 +32,12 @@ pub(crate) fn written<M: Optimistic>(rows: usize, key: &M::Key) -> Result<Writte
 }
 
 /// The read of the version the row holds now.
-pub(crate) fn probe<M: Optimistic>(key: M::Key) -> VersionProbe<M> {
+fn probe<M: Optimistic>(key: M::Key) -> VersionProbe<M> {
     SelectByKey::new(M::key_predicate(key), Default::default(), CurrentRead)
 }
 
 /// Why a write that matched nothing failed, from what the probe found.
-pub(crate) fn failure<M: Optimistic>(
+fn failure<M: Optimistic>(
     found: Option<M::Version>,
     key: &M::Key,
     expected: &M::Version,
@@ -53,7 +53,7 @@ pub(crate) fn failure<M: Optimistic>(
     }
 }
 
-pub(crate) fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
+fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
     OccError::NotFound {
         table: M::TABLE_NAME,
         key: M::describe_key(key),
