@@ -373,6 +373,57 @@ mod server {
             assert_eq!(value, 0);
         }
 
+        fn a_statement_timeout_is_not_a_lock_timeout(db) {
+            let _ = setup(&db);
+            let mut holder = db.conn();
+            let mut waiter = db.conn();
+            let pg = std::any::type_name_of_val(&waiter).contains("Pg");
+            let limit = |ms: u32| {
+                if pg {
+                    format!("SET statement_timeout = {ms}")
+                } else {
+                    format!("SET SESSION max_statement_time = {}", f64::from(ms) / 1000.0)
+                }
+            };
+            // A statement that works too long.
+            waiter.batch_execute(&limit(200)).unwrap();
+            let sleep = if pg { "SELECT pg_sleep(2)" } else { "SELECT SLEEP(2)" };
+            let error = OccError::from(waiter.batch_execute(sleep).unwrap_err());
+            assert_eq!(error.kind(), "statement_timeout", "{error:?}");
+            assert!(!error.is_lock_failure() && !error.is_retryable());
+            holder
+                .transaction::<_, OccError, _>(|holder| {
+                    Counter::find_exclusive(holder, 1)?;
+                    // A lock wait with no lock timeout of its own ends at the
+                    // statement's limit, and says so; it is not retried.
+                    let outcome = occ::retry_counted(&mut waiter, &RetryPolicy::default().retry_lock_failures(true), |w| {
+                        counters::table.find(1).select(counters::value).exclusive().get_result::<i32, _>(w)
+                    });
+                    assert_eq!(outcome.attempts, 1, "{:?}", outcome.result);
+                    let error = outcome.result.unwrap_err();
+                    assert_eq!(error.kind(), "statement_timeout", "{error:?}");
+                    // A lock timeout shorter than the statement's limit is a
+                    // lock timeout.
+                    waiter.batch_execute(&limit(5000)).unwrap();
+                    let error = waiter
+                        .transaction::<_, OccError, _>(|w| {
+                            counters::table
+                                .find(1)
+                                .select(counters::value)
+                                .exclusive()
+                                .timeout(std::time::Duration::from_millis(200))
+                                .get_result::<i32, _>(w)
+                        })
+                        .unwrap_err();
+                    assert_eq!(error.kind(), "lock_timeout", "{error:?}");
+                    Ok(())
+                })
+                .unwrap();
+            // The waiter's connection goes on, and nothing changed.
+            let row: Counter = counters::table.find(1).select(Counter::as_select()).first(&mut waiter).unwrap();
+            assert_eq!((row.value, row.version), (0, 0));
+        }
+
         fn lock_failures_are_not_retried_by_default(db) {
             let (ran, result) = lock_failure_then_release!(&db, RetryPolicy::default());
             assert_eq!(ran, 1);

@@ -79,6 +79,15 @@ pub enum OccError {
     #[error("lock timeout")]
     LockTimeout(#[source] DieselError),
 
+    /// A statement ran into the session's statement time limit
+    /// (PostgreSQL's `statement_timeout`, 57014; MariaDB's
+    /// `max_statement_time`, 1969; MySQL's `max_execution_time`, 3024),
+    /// whether it was working or waiting for a lock. Not a lock failure and
+    /// not retried: the same statement would likely run as long again. The
+    /// transaction it ran in is rolled back by occ; the statement did nothing.
+    #[error("statement timeout")]
+    StatementTimeout(#[source] DieselError),
+
     /// The database could not serialize this transaction with a concurrent one
     /// (PostgreSQL `40001`). Running the whole transaction again is safe.
     #[error("serialization failure")]
@@ -175,7 +184,8 @@ impl OccError {
     /// A stable snake_case name of the variant, for metrics labels and logs:
     /// `conflict`, `not_found` (also for [`NoRow`](Self::NoRow)),
     /// `key_not_unique`, `deadlock`, `lock_not_available`, `lock_timeout`,
-    /// `serialization_failure`, `busy`, `not_in_transaction`,
+    /// `statement_timeout`, `serialization_failure`, `busy`,
+    /// `not_in_transaction`,
     /// `retry_inside_transaction`, `connection_broken`,
     /// `commit_outcome_unknown`, `node_unavailable`, `database`.
     pub fn kind(&self) -> &'static str {
@@ -186,6 +196,7 @@ impl OccError {
             Self::Deadlock(_) => "deadlock",
             Self::LockNotAvailable(_) => "lock_not_available",
             Self::LockTimeout(_) => "lock_timeout",
+            Self::StatementTimeout(_) => "statement_timeout",
             Self::SerializationFailure(_) => "serialization_failure",
             Self::Busy(_) => "busy",
             Self::NotInTransaction { .. } => "not_in_transaction",
@@ -203,6 +214,7 @@ impl OccError {
             Self::Deadlock(e)
             | Self::LockNotAvailable(e)
             | Self::LockTimeout(e)
+            | Self::StatementTimeout(e)
             | Self::SerializationFailure(e)
             | Self::Busy(e)
             | Self::ConnectionBroken(e)
@@ -236,6 +248,7 @@ impl From<DieselError> for OccError {
             Class::Deadlock => Self::Deadlock(error),
             Class::LockNotAvailable => Self::LockNotAvailable(error),
             Class::LockTimeout => Self::LockTimeout(error),
+            Class::StatementTimeout => Self::StatementTimeout(error),
             Class::SerializationFailure => Self::SerializationFailure(error),
             Class::Busy => Self::Busy(error),
             Class::ConnectionBroken => Self::ConnectionBroken(error),
@@ -266,6 +279,7 @@ enum Class {
     Deadlock,
     LockNotAvailable,
     LockTimeout,
+    StatementTimeout,
     SerializationFailure,
     Busy,
     ConnectionBroken,
@@ -311,6 +325,13 @@ impl Class {
                 || lower.starts_with("lock wait timeout") =>
             {
                 Self::LockTimeout
+            }
+            // PostgreSQL 57014; MariaDB 1969; MySQL 8's 3024.
+            _ if lower.contains("due to statement timeout")
+                || lower.contains("max_statement_time exceeded")
+                || lower.contains("maximum statement execution time exceeded") =>
+            {
+                Self::StatementTimeout
             }
             _ if lower.starts_with("could not serialize access") => Self::SerializationFailure,
             // MySQL client 2013 and 2006; libpq when the server ended the
@@ -417,6 +438,31 @@ mod tests {
                 ),
                 "lock_timeout",
                 "lock timeout: canceling statement due to lock timeout",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "canceling statement due to statement timeout",
+                ),
+                "statement_timeout",
+                "statement timeout: canceling statement due to statement timeout",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "Query execution was interrupted (max_statement_time exceeded)",
+                ),
+                "statement_timeout",
+                "statement timeout: Query execution was interrupted (max_statement_time exceeded)",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "Query execution was interrupted, maximum statement execution time exceeded",
+                ),
+                "statement_timeout",
+                "statement timeout: Query execution was interrupted, maximum statement execution \
+                 time exceeded",
             ),
             (
                 database(

@@ -305,8 +305,8 @@ pub enum Problem {
         retry_after: Duration,
     },
     /// 503 Service Unavailable with `Retry-After`: deadlocks, serialization
-    /// failures or a busy database outlasted the retries, or the database
-    /// cannot be reached.
+    /// failures or a busy database outlasted the retries, a statement ran
+    /// out of its time limit, or the database cannot be reached.
     Unavailable {
         /// When to try again.
         retry_after: Duration,
@@ -405,6 +405,7 @@ impl Problem {
             OccError::Deadlock(_)
             | OccError::SerializationFailure(_)
             | OccError::Busy(_)
+            | OccError::StatementTimeout(_)
             | OccError::ConnectionBroken(_)
             | OccError::NodeUnavailable(_) => Self::Unavailable {
                 retry_after: Duration::from_secs(1),
