@@ -4,7 +4,11 @@
 //! - a versioned update: `diesel::update(t.filter(id).filter(version))
 //!   .set((.., version + 1))` and its row-count check, against
 //!   `update_versioned`;
-//! - a versioned delete, the same way, against `delete_versioned`;
+//! - a versioned delete, the same way, against `delete_versioned`; the three
+//!   deletes of a round run back to back on three fresh rows, in rotating
+//!   order, each timing only its own, so that all see the same server;
+//! - the same update and delete through `diesel_versioning`, the other
+//!   optimistic-locking crate for diesel, as a peer row;
 //! - a locked read in its own transaction: diesel's `.for_update()` against
 //!   `find_exclusive`.
 //!
@@ -14,10 +18,11 @@
 //! ```
 
 use std::cell::RefCell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use diesel::connection::SimpleConnection;
+use diesel_versioning::Versioned;
 use occ::prelude::*;
 
 diesel::table! {
@@ -35,6 +40,17 @@ struct Product {
     name: String,
     qty: i32,
     #[occ(version)]
+    version: i32,
+}
+
+/// The same row for `diesel_versioning`'s derive.
+#[derive(Queryable, Selectable, AsChangeset, Identifiable, Versioned, Clone)]
+#[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
+struct PeerProduct {
+    id: i32,
+    name: String,
+    qty: i32,
+    #[version]
     version: i32,
 }
 
@@ -101,49 +117,118 @@ fn writes(c: &mut Criterion) {
         })
     });
 
-    // Each iteration deletes a row the setup (not timed) inserted.
+    let mut peer = products::table
+        .find(1)
+        .select(PeerProduct::as_select())
+        .first(&mut *conn.borrow_mut())
+        .expect("read the row");
+    group.bench_function("update: diesel_versioning (peer)", |b| {
+        b.iter(|| {
+            peer.qty += 1;
+            peer.update_versioned(&mut *conn.borrow_mut())
+                .expect("update");
+        })
+    });
+
     let next_id = RefCell::new(100);
-    let insert = || {
-        let mut id = next_id.borrow_mut();
-        *id += 1;
-        diesel::insert_into(products::table)
-            .values((
-                products::id.eq(*id),
-                products::name.eq("spare"),
-                products::qty.eq(0),
-                products::version.eq(3),
-            ))
-            .execute(&mut *conn.borrow_mut())
-            .expect("insert");
-        read(&mut conn.borrow_mut(), *id)
-    };
-    group.bench_function("delete: hand-written diesel (baseline)", |b| {
-        b.iter_batched(
-            insert,
-            |row| {
+    for deleter in Deleter::ALL {
+        group.bench_function(deleter.name(), |b| {
+            b.iter_custom(|iters| {
+                delete_rounds(
+                    &mut conn.borrow_mut(),
+                    &mut next_id.borrow_mut(),
+                    deleter,
+                    iters,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deleter {
+    Diesel,
+    Occ,
+    Peer,
+}
+
+impl Deleter {
+    const ALL: [Self; 3] = [Self::Diesel, Self::Occ, Self::Peer];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Diesel => "delete: hand-written diesel (baseline)",
+            Self::Occ => "delete: occ delete_versioned",
+            Self::Peer => "delete: diesel_versioning (peer)",
+        }
+    }
+
+    /// Deletes the row `id` (read untimed first); the time of the delete.
+    fn delete(self, conn: &mut PgConnection, id: i32) -> Duration {
+        let row = read(conn, id);
+        let started = Instant::now();
+        match self {
+            Self::Diesel => {
                 let n = diesel::delete(
                     products::table
                         .filter(products::id.eq(row.id))
                         .filter(products::version.eq(row.version)),
                 )
-                .execute(&mut *conn.borrow_mut())
+                .execute(conn)
                 .expect("delete");
                 assert_eq!(n, 1, "the version matched");
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("delete: occ delete_versioned", |b| {
-        b.iter_batched(
-            insert,
-            |row| {
-                row.delete_versioned(&mut *conn.borrow_mut())
-                    .expect("delete")
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.finish();
+            }
+            Self::Occ => row.delete_versioned(conn).expect("delete"),
+            Self::Peer => {
+                let mut peer = PeerProduct {
+                    id: row.id,
+                    name: row.name,
+                    qty: row.qty,
+                    version: row.version,
+                };
+                peer.delete_versioned(conn).expect("delete");
+            }
+        }
+        started.elapsed()
+    }
+}
+
+/// `iters` rounds: three fresh rows (inserted untimed), deleted by the three
+/// deleters back to back in rotating order; returns `which`'s time alone.
+fn delete_rounds(
+    conn: &mut PgConnection,
+    next_id: &mut i32,
+    which: Deleter,
+    iters: u64,
+) -> Duration {
+    let mut mine = Duration::ZERO;
+    for round in 0..iters {
+        let ids = [*next_id + 1, *next_id + 2, *next_id + 3];
+        *next_id += 3;
+        diesel::insert_into(products::table)
+            .values(
+                ids.map(|id| {
+                    (
+                        products::id.eq(id),
+                        products::name.eq("spare"),
+                        products::qty.eq(0),
+                        products::version.eq(3),
+                    )
+                })
+                .to_vec(),
+            )
+            .execute(conn)
+            .expect("insert");
+        for (k, id) in ids.into_iter().enumerate() {
+            let deleter = Deleter::ALL[(round as usize + k) % 3];
+            let took = deleter.delete(conn, id);
+            if deleter == which {
+                mine += took;
+            }
+        }
+    }
+    mine
 }
 
 fn locks(c: &mut Criterion) {
