@@ -5,12 +5,14 @@ use core::fmt::{Debug, Display};
 /// A value that identifies one state of a row: every versioned write checks the
 /// old value with an equality test and stores [`Version::next`].
 ///
-/// Implemented for `i16`, `i32`, `i64` and, with the `chrono` feature,
-/// `chrono::NaiveDateTime`.
+/// Implemented for `i16`, `i32`, `i64`; with the `chrono` feature
+/// `chrono::NaiveDateTime` and `chrono::DateTime<Utc>`; with `time`,
+/// `time::PrimitiveDateTime` and `time::OffsetDateTime`; with `uuid`,
+/// `uuid::Uuid` (a fresh random token per write).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an occ version column",
     label = "unsupported version type",
-    note = "supported version types: i16, i32, i64, and chrono::NaiveDateTime (with occ's `chrono` feature)"
+    note = "supported version types: i16, i32, i64, chrono::NaiveDateTime and chrono::DateTime<Utc> (occ's `chrono` feature), time::PrimitiveDateTime and time::OffsetDateTime (`time`), uuid::Uuid (`uuid`)"
 )]
 pub trait Version: Clone + PartialEq + Debug + Display + Send + Sync + 'static {
     /// The version a write stores after finding `self`. It must differ from `self`
@@ -62,6 +64,144 @@ impl Version for chrono::NaiveDateTime {
     }
 }
 
+/// The same as a `NaiveDateTime` in UTC (PostgreSQL's `timestamptz`).
+#[cfg(feature = "chrono")]
+#[diagnostic::do_not_recommend]
+impl Version for chrono::DateTime<chrono::Utc> {
+    fn next(&self) -> Self {
+        self.naive_utc().next().and_utc()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        chrono::NaiveDateTime::from_text(text.strip_suffix(" UTC")?).map(|t| t.and_utc())
+    }
+}
+
+/// `t` with its nanoseconds cut to whole microseconds.
+#[cfg(feature = "time")]
+fn whole_micros(t: time::PrimitiveDateTime) -> time::PrimitiveDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+/// Now in UTC, to whole microseconds, and at least a microsecond after
+/// `old` (as for `NaiveDateTime`).
+#[cfg(feature = "time")]
+fn next_utc(old: time::PrimitiveDateTime) -> time::PrimitiveDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    let now = whole_micros(time::PrimitiveDateTime::new(now.date(), now.time()));
+    let floor = whole_micros(old)
+        .checked_add(time::Duration::microseconds(1))
+        .unwrap_or(old);
+    now.max(floor)
+}
+
+/// Reads what `time`'s `Display` writes: `2026-11-29 3:04:05.123456`,
+/// then ` +01:00:00` for an offset.
+#[cfg(feature = "time")]
+fn time_from_text(text: &str) -> Option<(time::PrimitiveDateTime, Option<time::UtcOffset>)> {
+    fn numbers<const N: usize>(text: &str, sep: char) -> Option<[i32; N]> {
+        let mut out = [0; N];
+        let mut parts = text.split(sep);
+        for slot in &mut out {
+            let part = parts.next()?;
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *slot = part.parse().ok()?;
+        }
+        parts.next().is_none().then_some(out)
+    }
+    let mut parts = text.split(' ');
+    let (date, clock, offset) = (parts.next()?, parts.next()?, parts.next());
+    if parts.next().is_some() {
+        return None;
+    }
+    let [year, month, day] = numbers::<3>(date, '-')?;
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()?;
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, "0"));
+    let [hour, minute, second] = numbers::<3>(clock, ':')?;
+    if fraction.is_empty() || fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
+    let clock = time::Time::from_hms_nano(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+        nanos,
+    )
+    .ok()?;
+    let offset = match offset {
+        None => None,
+        Some(offset) => {
+            let (sign, hms) = match offset.split_at_checked(1)? {
+                ("+", hms) => (1, hms),
+                ("-", hms) => (-1, hms),
+                _ => return None,
+            };
+            let [h, m, s] = numbers::<3>(hms, ':')?.map(|n| i8::try_from(n).map(|n| sign * n));
+            Some(time::UtcOffset::from_hms(h.ok()?, m.ok()?, s.ok()?).ok()?)
+        }
+    };
+    Some((time::PrimitiveDateTime::new(date, clock), offset))
+}
+
+/// A timestamp in UTC, as for `chrono::NaiveDateTime`.
+#[cfg(feature = "time")]
+#[diagnostic::do_not_recommend]
+impl Version for time::PrimitiveDateTime {
+    fn next(&self) -> Self {
+        next_utc(*self)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        match time_from_text(text)? {
+            (t, None) => Some(t),
+            (_, Some(_)) => None,
+        }
+    }
+}
+
+/// A timestamp with an offset: the next one is in UTC. Versions compare as
+/// instants, so the offset the column hands back does not matter.
+#[cfg(feature = "time")]
+#[diagnostic::do_not_recommend]
+impl Version for time::OffsetDateTime {
+    fn next(&self) -> Self {
+        let utc = self.to_offset(time::UtcOffset::UTC);
+        next_utc(time::PrimitiveDateTime::new(utc.date(), utc.time())).assume_utc()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        match time_from_text(text)? {
+            (t, Some(offset)) => Some(t.assume_offset(offset)),
+            (_, None) => None,
+        }
+    }
+}
+
+/// A random token (version 4), new on every write, as EF Core's `Guid`
+/// concurrency token: nothing about it is ordered, and a repeat is as likely
+/// as guessing 122 random bits.
+#[cfg(feature = "uuid")]
+#[diagnostic::do_not_recommend]
+impl Version for uuid::Uuid {
+    fn next(&self) -> Self {
+        loop {
+            let next = uuid::Uuid::new_v4();
+            if next != *self {
+                return next;
+            }
+        }
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        uuid::Uuid::try_parse(text).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Version;
@@ -86,6 +226,69 @@ mod tests {
         assert_eq!(i16::MAX.next(), i16::MIN);
         assert_eq!(i32::MAX.next(), i32::MIN);
         assert_eq!(i64::MAX.next(), i64::MIN);
+    }
+
+    #[cfg(feature = "chrono")]
+    #[test]
+    fn utc_timestamps_read_back_and_move_forward() {
+        let a = chrono::Utc::now();
+        let (b, c) = (a.next(), a.next().next());
+        assert!(a < b && b < c);
+        assert_eq!(
+            chrono::DateTime::<chrono::Utc>::from_text(&b.to_string()),
+            Some(b)
+        );
+        assert_eq!(
+            chrono::DateTime::<chrono::Utc>::from_text("2026-01-01 00:00:00"),
+            None
+        );
+    }
+
+    #[cfg(feature = "time")]
+    #[test]
+    fn time_versions_read_back_and_move_forward() {
+        use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+        let now = OffsetDateTime::now_utc();
+        let a = PrimitiveDateTime::new(now.date(), now.time());
+        let (b, c) = (a.next(), a.next().next());
+        assert!(a < b && b < c);
+        assert_eq!(b.nanosecond() % 1_000, 0);
+        let far = PrimitiveDateTime::from_text("2999-12-31 23:59:59.999999").unwrap();
+        assert_eq!(far.next().to_string(), "3000-01-01 0:00:00.0");
+        for t in [a, b, far] {
+            assert_eq!(PrimitiveDateTime::from_text(&t.to_string()), Some(t), "{t}");
+        }
+        let east = now.to_offset(UtcOffset::from_hms(5, 30, 0).unwrap());
+        let (b, c) = (east.next(), east.next().next());
+        assert!(east < b && b < c);
+        assert_eq!(b.offset(), UtcOffset::UTC);
+        for t in [
+            east,
+            b,
+            now.to_offset(UtcOffset::from_hms(-3, 0, 0).unwrap()),
+        ] {
+            assert_eq!(OffsetDateTime::from_text(&t.to_string()), Some(t), "{t}");
+        }
+        assert_eq!(PrimitiveDateTime::from_text(&east.to_string()), None);
+        assert_eq!(OffsetDateTime::from_text(&a.to_string()), None);
+        for bad in [
+            "",
+            "2026-13-01 0:00:00",
+            "2026-01-01 24:00:00",
+            "2026-01-01 0:00:00.",
+            "2026-01-01 0:0:00 x",
+        ] {
+            assert_eq!(PrimitiveDateTime::from_text(bad), None, "{bad}");
+        }
+    }
+
+    #[cfg(feature = "uuid")]
+    #[test]
+    fn uuids_are_new_on_every_write() {
+        let a = uuid::Uuid::nil();
+        let (b, c) = (a.next(), a.next());
+        assert!(a != b && b != c);
+        assert_eq!(uuid::Uuid::from_text(&b.to_string()), Some(b));
     }
 
     #[cfg(feature = "chrono")]

@@ -467,6 +467,27 @@ mod tests {
             let parsed = condition(&[tag.to_str().unwrap()]).unwrap().unwrap();
             assert_eq!(parsed.single_version::<chrono::NaiveDateTime>(), Some(t));
             assert!(parsed.if_match(Some(&t)));
+            let utc = t.and_utc();
+            let parsed = condition(&[etag(&utc).to_str().unwrap()]).unwrap().unwrap();
+            assert_eq!(
+                parsed.single_version::<chrono::DateTime<chrono::Utc>>(),
+                Some(utc)
+            );
+        }
+        #[cfg(feature = "time")]
+        {
+            let t = time::OffsetDateTime::now_utc()
+                .to_offset(time::UtcOffset::from_hms(-3, 30, 0).unwrap())
+                .next();
+            let parsed = condition(&[etag(&t).to_str().unwrap()]).unwrap().unwrap();
+            assert_eq!(parsed.single_version::<time::OffsetDateTime>(), Some(t));
+        }
+        #[cfg(feature = "uuid")]
+        {
+            let u = uuid::Uuid::nil().next();
+            assert_eq!(etag(&u), format!("\"{u}\"").as_str());
+            let parsed = condition(&[etag(&u).to_str().unwrap()]).unwrap().unwrap();
+            assert_eq!(parsed.single_version::<uuid::Uuid>(), Some(u));
         }
     }
 
