@@ -227,7 +227,8 @@ fn cell<C: Db>(
             .map(|(worker, mut conn)| {
                 let (policy, serializable, start, stop) = (&policy, &serializable, &start, &stop);
                 s.spawn(move || {
-                    let mut pick = Pick(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64 + 1) * 0x1000_0001));
+                    let mut pick =
+                        Pick(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64 + 1) * 0x1000_0001));
                     let mut tally = Tally::default();
                     start.wait();
                     while !stop.load(Ordering::Relaxed) {

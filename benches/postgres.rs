@@ -9,6 +9,9 @@
 //!   order, each timing only its own, so that all see the same server;
 //! - the same update and delete through `diesel_versioning`, the other
 //!   optimistic-locking crate for diesel, as a peer row;
+//! - a batch of 1000 versioned updates, 1% of them stale:
+//!   `update_versioned_all` against a loop of `update_versioned` and against
+//!   the hand-written diesel loop, each in one transaction;
 //! - a locked read in its own transaction: diesel's `.for_update()` against
 //!   `find_exclusive`.
 //!
@@ -20,7 +23,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use diesel::connection::SimpleConnection;
 use diesel_versioning::Versioned;
 use occ::prelude::*;
@@ -54,6 +57,26 @@ struct PeerProduct {
     version: i32,
 }
 
+diesel::table! {
+    items (id) {
+        id -> Integer,
+        name -> Text,
+        qty -> Integer,
+        version -> Integer,
+    }
+}
+
+#[derive(Queryable, Selectable, Optimistic, Clone)]
+struct Item {
+    id: i32,
+    name: String,
+    qty: i32,
+    #[occ(version)]
+    version: i32,
+}
+
+const BATCH: i32 = 1000;
+
 const SCHEMA: &str = "occ_bench_postgres";
 
 fn connection() -> Option<PgConnection> {
@@ -63,7 +86,10 @@ fn connection() -> Option<PgConnection> {
         "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; SET search_path TO {SCHEMA}; \
          CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
          qty INTEGER NOT NULL, version INTEGER NOT NULL); \
-         INSERT INTO products VALUES (1, 'anvil', 0, 0);"
+         INSERT INTO products VALUES (1, 'anvil', 0, 0); \
+         CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+         qty INTEGER NOT NULL, version INTEGER NOT NULL); \
+         INSERT INTO items SELECT i, 'item ' || i, 0, 0 FROM generate_series(1, {BATCH}) AS i;"
     ))
     .expect("set up the bench schema");
     Some(conn)
@@ -256,5 +282,95 @@ fn locks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, writes, locks);
+/// The batch as a caller holds it before writing: every row read at version
+/// 0, and every hundredth row since written by somebody else (untimed).
+fn stale_batch(conn: &mut PgConnection) -> Vec<Item> {
+    conn.batch_execute(
+        "UPDATE items SET qty = 0, version = 0; UPDATE items SET version = 1 WHERE id % 100 = 0",
+    )
+    .expect("reset the items");
+    let mut items: Vec<Item> = items::table
+        .select(Item::as_select())
+        .order(items::id)
+        .load(conn)
+        .expect("read the items");
+    for item in &mut items {
+        item.version = 0;
+        item.qty += 1;
+    }
+    items
+}
+
+fn batches(c: &mut Criterion) {
+    let Some(conn) = connection() else { return };
+    let conn = RefCell::new(conn);
+    let mut group = c.benchmark_group("1000 versioned updates, 1% stale (PostgreSQL)");
+    group.measurement_time(Duration::from_secs(10));
+    group.sample_size(20);
+    let setup = || stale_batch(&mut conn.borrow_mut());
+    group.bench_function(
+        "hand-written diesel loop in a transaction (baseline)",
+        |b| {
+            b.iter_batched(
+                setup,
+                |items| {
+                    conn.borrow_mut()
+                        .transaction::<_, diesel::result::Error, _>(|conn| {
+                            let mut written = 0;
+                            for item in &items {
+                                written += diesel::update(
+                                    items::table
+                                        .filter(items::id.eq(item.id))
+                                        .filter(items::version.eq(item.version)),
+                                )
+                                .set((
+                                    items::name.eq(&item.name),
+                                    items::qty.eq(item.qty),
+                                    items::version.eq(item.version + 1),
+                                ))
+                                .execute(conn)?;
+                            }
+                            assert_eq!(written, 990);
+                            Ok(())
+                        })
+                        .expect("update")
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    group.bench_function("occ update_versioned loop in a transaction", |b| {
+        b.iter_batched(
+            setup,
+            |mut items| {
+                conn.borrow_mut()
+                    .transaction::<_, OccError, _>(|conn| {
+                        let conflicts = items
+                            .iter_mut()
+                            .filter_map(|item| item.update_versioned(conn).err())
+                            .filter(OccError::is_conflict)
+                            .count();
+                        assert_eq!(conflicts, 10);
+                        Ok(())
+                    })
+                    .expect("update")
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("occ update_versioned_all", |b| {
+        b.iter_batched(
+            setup,
+            |mut items| {
+                let report = Item::update_versioned_all(&mut *conn.borrow_mut(), &mut items)
+                    .expect("update");
+                assert_eq!(report.conflicts().len(), 10);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, writes, locks, batches);
 criterion_main!(benches);

@@ -5,25 +5,25 @@ pub use occ_derive::Optimistic;
 #[cfg(feature = "http")]
 pub use occ_runtime::http;
 pub use occ_runtime::{
-    lock, retry, retry_counted, Isolation, LockDsl, Locked, OccConnection, OccError, OptimisticDsl,
-    Retried, RetryPolicy, RowLocking, Version,
+    lock, retry, retry_counted, BatchReport, ChangedFields, Isolation, LockDsl, Locked,
+    OccConnection, OccError, OptimisticDsl, Retried, RetryPolicy, RowLocking, Version,
 };
 #[cfg(feature = "async")]
 pub use occ_runtime::{retry_async, retry_counted_async, AsyncOccConnection, AsyncOptimisticDsl};
 
 /// `use occ::prelude::*;` brings diesel's prelude, the derive, the traits whose
-/// methods occ adds ([`OptimisticDsl`], [`LockDsl`]), [`RetryPolicy`],
+/// methods occ adds ([`OptimisticDsl`], [`LockDsl`], [`ChangedFields`]), [`RetryPolicy`],
 /// [`Isolation`] and [`OccError`].
 pub mod prelude {
     pub use diesel::prelude::*;
     pub use occ_derive::Optimistic;
 
-    pub use crate::{Isolation, LockDsl, OccError, OptimisticDsl, RetryPolicy};
+    pub use crate::{ChangedFields, Isolation, LockDsl, OccError, OptimisticDsl, RetryPolicy};
 }
 
 /// `use occ::async_prelude::*;` (instead of `occ::prelude::*`) brings
 /// diesel's prelude, the derive, [`RetryPolicy`], [`Isolation`],
-/// [`OccError`], the async methods with the sync names
+/// [`OccError`], [`ChangedFields`], the async methods with the sync names
 /// ([`AsyncOptimisticDsl`]; [`LockDsl`] and the terminals of [`Locked`],
 /// which return a future on a diesel-async connection), and diesel-async's
 /// `AsyncConnection` and `RunQueryDsl` (in place of diesel's sync
@@ -36,7 +36,7 @@ pub mod async_prelude {
     pub use diesel_async::{AsyncConnection, RunQueryDsl};
     pub use occ_derive::Optimistic;
 
-    pub use crate::{AsyncOptimisticDsl, Isolation, LockDsl, OccError, RetryPolicy};
+    pub use crate::{AsyncOptimisticDsl, ChangedFields, Isolation, LockDsl, OccError, RetryPolicy};
 }
 
 #[doc(hidden)]

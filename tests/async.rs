@@ -64,6 +64,40 @@ where
 }
 
 per_async_backend! {
+    async fn a_batch_reports_each_row_as_on_a_sync_connection(db) {
+        setup(&db);
+        let pool = db.deadpool(2);
+        let mut conn = pool.get().await.expect("a pooled connection");
+        let mut batch: Vec<Counter> = counters::table
+            .select(Counter::as_select())
+            .order(counters::id)
+            .load(&mut conn)
+            .await
+            .unwrap();
+        Counter::update_if_version(&mut conn, 2, 0, counters::value.eq(20)).await.unwrap();
+        diesel::delete(counters::table.find(3)).execute(&mut conn).await.unwrap();
+        for c in &mut batch {
+            c.value += 1;
+        }
+        let before = batch.clone();
+        let error = Counter::update_versioned_all_or_nothing(&mut conn, &mut batch).await.unwrap_err();
+        assert!(error.is_conflict(), "{error:?}");
+        assert_eq!(batch, before);
+        let report = Counter::update_versioned_all(&mut conn, &mut batch).await.unwrap();
+        assert_eq!(report.written(), &[1]);
+        assert_eq!(report.conflicts(), &[(2, 1)]);
+        assert_eq!(report.missing(), &[3]);
+        assert_eq!(batch[0].version, 1);
+        assert_eq!(counter(&mut conn, 1).await, batch[0]);
+        // A stale copy gets the row as it is now, in place of a conflict.
+        let mut stale = before[0].clone();
+        let current = stale.update_versioned_or_current(&mut conn).await.unwrap();
+        assert_eq!(current.as_ref(), Some(&batch[0]));
+        assert_eq!(stale.changed_fields(&batch[0]), ["version"]);
+        let report = Counter::delete_versioned_all(&mut conn, &batch).await.unwrap();
+        assert_eq!((report.written(), report.conflicts().len(), report.missing()), (&[1][..], 1, &[3][..]));
+    }
+
     async fn sixteen_tasks_on_a_pool_of_four_lose_nothing(db) {
         setup(&db);
         let pool = db.deadpool(4);
@@ -524,9 +558,21 @@ mod spawnable {
         ($conn:expr, $c:ident) => {{
             let conn = $conn;
             $c.update_versioned(conn).await.unwrap();
+            $c.update_versioned_or_current(conn).await.unwrap();
             $c.bump_version(conn).await.unwrap();
             $c.reload(conn).await.unwrap();
             $c.delete_versioned(conn).await.unwrap();
+            let mut batch = vec![$c.clone()];
+            Counter::update_versioned_all(conn, &mut batch)
+                .await
+                .unwrap();
+            Counter::update_versioned_all_or_nothing(conn, &mut batch)
+                .await
+                .unwrap();
+            Counter::delete_versioned_all(conn, &batch).await.unwrap();
+            Counter::delete_versioned_all_or_nothing(conn, &batch)
+                .await
+                .unwrap();
             Counter::update_if_version(conn, 1, 1, counters::value.eq(2))
                 .await
                 .unwrap();

@@ -52,13 +52,20 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
         sql_types: Vec::new(),
         predicates: Vec::new(),
     };
+    let mut key_sql_types = Vec::new();
     for field in &roles.keys {
         let traits = vec![quote!(::core::clone::Clone), quote!(::core::fmt::Debug)];
-        bounds.field(field.ty, &column(field), false, traits);
+        key_sql_types.push(bounds.field(field.ty, &column(field), false, traits));
     }
+    let mut writable_sql_types = Vec::new();
     for field in &roles.writable {
         let traits = vec![quote!(::core::clone::Clone)];
-        bounds.field(field_value_type(field), &column(field), true, traits);
+        writable_sql_types.push(bounds.field(
+            field_value_type(field),
+            &column(field),
+            true,
+            traits,
+        ));
     }
     let version = roles.version;
     bounds.field(
@@ -161,6 +168,54 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
         )
     };
 
+    // The bind values of a batch row: the key's, then the writable fields',
+    // each as its column's SQL type.
+    let as_expression = |ty: &syn::Type, sql_type: &TokenStream, value: TokenStream| {
+        (
+            quote!(#diesel::dsl::AsExprOf<#ty, #sql_type>),
+            quote!(<#ty as #diesel::expression::AsExpression<#sql_type>>::as_expression(#value)),
+        )
+    };
+    let (key_value_tys, key_values): (Vec<_>, Vec<_>) = roles
+        .keys
+        .iter()
+        .zip(&key_sql_types)
+        .map(|(f, st)| {
+            let name = f.ident;
+            as_expression(f.ty, st, quote!(::core::clone::Clone::clone(&self.#name)))
+        })
+        .unzip();
+    let (writable_value_tys, writable_values): (Vec<_>, Vec<_>) = roles
+        .writable
+        .iter()
+        .zip(&writable_sql_types)
+        .map(|(f, st)| {
+            let name = f.ident;
+            let value = match &f.attrs.serialize_as {
+                Some(ty) => quote_spanned!(ty.span()=>
+                    <#ty as ::core::convert::From<_>>::from(::core::clone::Clone::clone(&self.#name))),
+                None => quote!(::core::clone::Clone::clone(&self.#name)),
+            };
+            as_expression(field_value_type(f), st, value)
+        })
+        .unzip();
+    let key_columns: Vec<TokenStream> = roles.keys.iter().map(|f| column(f)).collect();
+    let writable_columns: Vec<TokenStream> = roles.writable.iter().map(|f| column(f)).collect();
+
+    // `changed_fields`: every field compared. Its impl is bounded on the
+    // fields being `PartialEq` under a `for<'__occ>` binder, which keeps
+    // rustc from rejecting a model whose fields are not (the impl then
+    // does not apply) instead of failing the whole derive.
+    let field_idents: Vec<&Ident> = input.fields.iter().map(|f| f.ident).collect();
+    let field_names: Vec<String> = field_idents.iter().map(|i| i.unraw().to_string()).collect();
+    let field_tys: Vec<&syn::Type> = input.fields.iter().map(|f| f.ty).collect();
+    let (_, _, plain_where) = input.original.generics.split_for_impl();
+    let plain_predicates = plain_where.map(|w| {
+        let p = &w.predicates;
+        quote!(#p,)
+    });
+    let (plain_impl_generics, _, _) = input.original.generics.split_for_impl();
+
     quote! {
         // Paths are spelled out in full so that no user import can change them,
         // which `unused_qualifications` flags where the name is also in scope.
@@ -176,8 +231,14 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
                 type KeyPredicate = #key_predicate_ty;
                 type VersionPredicate = #version_eq_ty;
                 type Changeset = #changeset_ty;
+                type KeyValues = (#(#key_value_tys,)*);
+                type WritableValues = (#(#writable_value_tys,)*);
 
                 const TABLE_NAME: &'static str = #table_name;
+                const KEY_COLUMNS: &'static [&'static str] =
+                    &[#(<#key_columns as #diesel::query_source::Column>::NAME,)*];
+                const WRITABLE_COLUMNS: &'static [&'static str] =
+                    &[#(<#writable_columns as #diesel::query_source::Column>::NAME,)*];
 
                 fn key(&self) -> Self::Key {
                     #key_value
@@ -204,9 +265,34 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
                     #changeset
                 }
 
+                fn key_values(&self) -> Self::KeyValues {
+                    (#(#key_values,)*)
+                }
+
+                fn writable_values(&self) -> Self::WritableValues {
+                    (#(#writable_values,)*)
+                }
+
                 fn describe_key(#key_arg: &Self::Key) -> ::std::string::String {
                     let #key_pattern = #key_arg;
                     #private::describe_key(&[#((#key_names, #key_vars as &dyn ::core::fmt::Debug),)*])
+                }
+            }
+
+            #[automatically_derived]
+            impl #plain_impl_generics #private::ChangedFields for #ident #ty_generics
+            where
+                #plain_predicates
+                #(for<'__occ> #field_tys: ::core::cmp::PartialEq,)*
+            {
+                fn changed_fields(&self, __occ_other: &Self) -> ::std::vec::Vec<&'static str> {
+                    let mut __occ_changed = ::std::vec::Vec::new();
+                    #(
+                        if self.#field_idents != __occ_other.#field_idents {
+                            __occ_changed.push(#field_names);
+                        }
+                    )*
+                    __occ_changed
                 }
             }
         };
@@ -236,19 +322,23 @@ struct Bounds<'a> {
 }
 
 impl Bounds<'_> {
-    /// `ty: traits + AsExpression<column's SQL type>`, as the type allows.
+    /// `ty: traits + AsExpression<column's SQL type>`, as the type allows;
+    /// returns how the impl names the column's SQL type.
     fn field(
         &mut self,
         ty: &syn::Type,
         col: &TokenStream,
         assigned: bool,
         mut traits: Vec<TokenStream>,
-    ) {
+    ) -> TokenStream {
         let (diesel, table, span) = (self.diesel, self.table, ty.span());
-        match mentions(ty, &self.type_params) {
-            Mentions::Nothing => traits.push(quote!(#diesel::expression::AsExpression<
-                <#col as #diesel::expression::Expression>::SqlType>)),
-            Mentions::Lifetime => {}
+        let column_sql_type = quote!(<#col as #diesel::expression::Expression>::SqlType);
+        let sql_type_name = match mentions(ty, &self.type_params) {
+            Mentions::Nothing => {
+                traits.push(quote!(#diesel::expression::AsExpression<#column_sql_type>));
+                column_sql_type
+            }
+            Mentions::Lifetime => column_sql_type,
             Mentions::TypeParam => {
                 let sql_type = Ident::new(
                     &format!("__OccSqlType{}", self.sql_types.len()),
@@ -266,12 +356,14 @@ impl Bounds<'_> {
                         #diesel::query_builder::AsChangeset<Target = #table::table>),
                     );
                 }
-                self.sql_types.push(sql_type);
+                self.sql_types.push(sql_type.clone());
+                quote!(#sql_type)
             }
-        }
+        };
         // The field's own type keeps its spans.
         let traits = respan(quote!(: #(#traits)+*), span);
         self.predicates.push(syn::parse_quote!(#ty #traits));
+        sql_type_name
     }
 
     fn push(&mut self, span: Span, predicate: TokenStream) {

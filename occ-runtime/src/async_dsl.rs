@@ -10,13 +10,15 @@ use diesel::Selectable;
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 
 use crate::backend::{AsyncOccConnection, RowLocking};
+use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate, Partial};
 use crate::error::OccError;
 use crate::exec::NonBlocking;
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, DeleteStatement, FindStatement, UpdateStatement, VersionProbe,
+    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateStatement,
+    VersionProbe,
 };
 use crate::transaction::step;
 use crate::version::Version;
@@ -41,6 +43,8 @@ pub trait AsyncOptimisticDsl:
         VersionPredicate: Send + Sync,
         VersionColumn: Send + Sync,
         Changeset: Send,
+        KeyValues: Send,
+        WritableValues: Send,
     > + Send
     + Sync
 {
@@ -66,6 +70,44 @@ pub trait AsyncOptimisticDsl:
             .await?;
             self.set_version(next);
             Ok(())
+        }
+    }
+
+    /// Writes as [`update_versioned`](Self::update_versioned); a row found at
+    /// another version is returned as it is now (`Some`) instead of an
+    /// error. The same statements as
+    /// [`OptimisticDsl::update_versioned_or_current`](crate::OptimisticDsl::update_versioned_or_current).
+    fn update_versioned_or_current<C>(
+        &mut self,
+        conn: &mut C,
+    ) -> impl Future<Output = Result<Option<Self>, OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        Self: Selectable<C::Backend> + 'static,
+        UpdateOrCurrent<Self, Self::Changeset, C::Backend>:
+            LoadQuery<'static, C, (Self, bool)> + Send + 'static,
+        UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        CurrentRow<Self, C::Backend>: LoadQuery<'static, C, Self> + Send + 'static,
+    {
+        async move {
+            let next = self.version().next();
+            let (key, changes) = (self.key(), self.changeset());
+            let expected = self.version();
+            let current = step::<NonBlocking, C, _>(conn, async |conn| {
+                write::update_or_current::<Self, NonBlocking, C, C::Backend, _>(
+                    conn,
+                    key,
+                    expected,
+                    changes,
+                    next.clone(),
+                )
+                .await
+            })
+            .await?;
+            if current.is_none() {
+                self.set_version(next);
+            }
+            Ok(current)
         }
     }
 
@@ -103,6 +145,84 @@ pub trait AsyncOptimisticDsl:
             self.set_version(next);
             Ok(())
         }
+    }
+
+    /// Writes every model whose row still has the model's version and
+    /// reports per row what happened; the models written hold their new
+    /// versions. The same statements and outcome as
+    /// [`OptimisticDsl::update_versioned_all`](crate::OptimisticDsl::update_versioned_all).
+    fn update_versioned_all<C>(
+        conn: &mut C,
+        models: &mut [Self],
+    ) -> impl Future<Output = Result<BatchReport<Self>, OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        BatchUpdate<Self>: LoadQuery<'static, C, i32> + 'static,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)> + 'static,
+        UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        update_all(conn, models, Partial::Commit)
+    }
+
+    /// Writes every model, or none: the first row found at another version
+    /// or gone rolls the batch back and is the error. The same as
+    /// [`OptimisticDsl::update_versioned_all_or_nothing`](crate::OptimisticDsl::update_versioned_all_or_nothing).
+    fn update_versioned_all_or_nothing<C>(
+        conn: &mut C,
+        models: &mut [Self],
+    ) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        BatchUpdate<Self>: LoadQuery<'static, C, i32> + 'static,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)> + 'static,
+        UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        async move { update_all(conn, models, Partial::RollBack).await.map(drop) }
+    }
+
+    /// Deletes the row of every model that still has the model's version
+    /// and reports per row what happened. The same as
+    /// [`OptimisticDsl::delete_versioned_all`](crate::OptimisticDsl::delete_versioned_all).
+    fn delete_versioned_all<C>(
+        conn: &mut C,
+        models: &[Self],
+    ) -> impl Future<Output = Result<BatchReport<Self>, OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        BatchDelete<Self>: LoadQuery<'static, C, i32> + 'static,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)> + 'static,
+        DeleteStatement<Self>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        async move {
+            let outcomes = step::<NonBlocking, C, _>(conn, async |conn| {
+                batch::delete_all::<Self, NonBlocking, C>(conn, models, Partial::Commit).await
+            })
+            .await?;
+            Ok(batch::settle(models, outcomes, |_, ()| {}))
+        }
+    }
+
+    /// Deletes the row of every model, or none. The same as
+    /// [`OptimisticDsl::delete_versioned_all_or_nothing`](crate::OptimisticDsl::delete_versioned_all_or_nothing).
+    fn delete_versioned_all_or_nothing<C>(
+        conn: &mut C,
+        models: &[Self],
+    ) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        C: AsyncOccConnection,
+        BatchDelete<Self>: LoadQuery<'static, C, i32> + 'static,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)> + 'static,
+        DeleteStatement<Self>: ExecuteDsl<C>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
+    {
+        step::<NonBlocking, C, _>(conn, async |conn| {
+            batch::delete_all::<Self, NonBlocking, C>(conn, models, Partial::RollBack)
+                .await
+                .map(drop)
+        })
     }
 
     /// Reads every field of this row again.
@@ -198,6 +318,34 @@ pub trait AsyncOptimisticDsl:
     }
 }
 
+/// The batch update behind both forms: the report, with the new versions
+/// stored in the models written.
+async fn update_all<M, C>(
+    conn: &mut C,
+    models: &mut [M],
+    partial: Partial,
+) -> Result<BatchReport<M>, OccError>
+where
+    M: AsyncOptimisticDsl,
+    C: AsyncOccConnection,
+    BatchUpdate<M>: LoadQuery<'static, C, i32> + 'static,
+    BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)> + 'static,
+    UpdateStatement<M, M::Changeset>: ExecuteDsl<C>,
+    VersionProbe<M>: LoadQuery<'static, C, M::Version> + 'static,
+{
+    let shared: &[M] = models;
+    let outcomes = step::<NonBlocking, C, _>(conn, async |conn| {
+        batch::update_all::<M, NonBlocking, C>(conn, shared, partial).await
+    })
+    .await?;
+    let mut nexts = Vec::new();
+    let report = batch::settle(models, outcomes, |i, next| nexts.push((i, next)));
+    for (i, next) in nexts {
+        models[i].set_version(next);
+    }
+    Ok(report)
+}
+
 impl<M> AsyncOptimisticDsl for M where
     M: Optimistic<
             Key: Send + Sync,
@@ -206,6 +354,8 @@ impl<M> AsyncOptimisticDsl for M where
             VersionPredicate: Send + Sync,
             VersionColumn: Send + Sync,
             Changeset: Send,
+            KeyValues: Send,
+            WritableValues: Send,
         > + Send
         + Sync
 {

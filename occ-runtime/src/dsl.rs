@@ -6,14 +6,16 @@ use diesel::query_builder::{AsChangeset, QueryFragment, QueryId};
 use diesel::query_dsl::methods::LoadQuery;
 use diesel::{Connection, Selectable};
 
-use crate::backend::RowLocking;
+use crate::backend::{OccConnection, RowLocking};
+use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate, Partial};
 use crate::error::OccError;
 use crate::exec::{block_on, Blocking};
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, DeleteStatement, FindStatement, UpdateStatement, VersionProbe,
+    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateStatement,
+    VersionProbe,
 };
 use crate::version::Version;
 use crate::write;
@@ -48,6 +50,43 @@ pub trait OptimisticDsl: Optimistic {
         ))?;
         self.set_version(next);
         Ok(())
+    }
+
+    /// [`update_versioned`](Self::update_versioned), except that a row found
+    /// at another version is not an error: returns `Some` of the row as it
+    /// is now, for a merge or a diff, without another round trip to read
+    /// it. `None` when the write succeeded (`self` then holds the new
+    /// version); [`OccError::NotFound`] when the row is gone.
+    ///
+    /// On PostgreSQL this is one statement either way (the update inside a
+    /// `WITH`, and a read of the row in the same statement); on MySQL,
+    /// MariaDB and SQLite the update, and on a conflict one read of the row
+    /// (against three statements for `update_versioned`, its probe and a
+    /// `reload`).
+    ///
+    /// The README's "Conflicts with the current row" shows it at work.
+    fn update_versioned_or_current<C>(&mut self, conn: &mut C) -> Result<Option<Self>, OccError>
+    where
+        C: OccConnection,
+        Self: Selectable<C::Backend>,
+        UpdateOrCurrent<Self, Self::Changeset, C::Backend>: LoadQuery<'static, C, (Self, bool)>,
+        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        CurrentRow<Self, C::Backend>: LoadQuery<'static, C, Self>,
+    {
+        let next = self.version().next();
+        let current = block_on(
+            write::update_or_current::<Self, Blocking, C, C::Backend, _>(
+                conn,
+                self.key(),
+                self.version(),
+                self.changeset(),
+                next.clone(),
+            ),
+        )?;
+        if current.is_none() {
+            self.set_version(next);
+        }
+        Ok(current)
     }
 
     /// Deletes the row if it still has the version this model holds.
@@ -85,6 +124,90 @@ pub trait OptimisticDsl: Optimistic {
         ))?;
         self.set_version(next);
         Ok(())
+    }
+
+    /// Writes every model of `models` whose row still has the model's
+    /// version, as [`update_versioned`](Self::update_versioned) would one by
+    /// one, and reports per row what happened.
+    ///
+    /// The models written hold their new versions; the others are
+    /// unchanged. The rows written stay written even when others failed
+    /// (see [`update_versioned_all_or_nothing`](Self::update_versioned_all_or_nothing)
+    /// for the other choice). The batch runs in one transaction (a
+    /// savepoint inside the caller's). On PostgreSQL it is one statement per
+    /// chunk of rows, plus one read of the versions of the rows not written,
+    /// if any; on MySQL, MariaDB and SQLite one versioned write per row.
+    /// A batch that holds a key twice is refused
+    /// ([`OccError::DuplicateInBatch`]) before anything is sent.
+    ///
+    /// The README's "Many rows at once" shows it at work.
+    fn update_versioned_all<C>(
+        conn: &mut C,
+        models: &mut [Self],
+    ) -> Result<BatchReport<Self>, OccError>
+    where
+        C: OccConnection,
+        BatchUpdate<Self>: LoadQuery<'static, C, i32>,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
+        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
+    {
+        update_all(conn, models, Partial::Commit)
+    }
+
+    /// Writes every model of `models`, or none: the first row found at
+    /// another version or gone rolls the whole batch back and is the error
+    /// ([`OccError::Conflict`] or [`OccError::NotFound`], as its single
+    /// write would say), and every model is left unchanged. Otherwise as
+    /// [`update_versioned_all`](Self::update_versioned_all).
+    fn update_versioned_all_or_nothing<C>(conn: &mut C, models: &mut [Self]) -> Result<(), OccError>
+    where
+        C: OccConnection,
+        BatchUpdate<Self>: LoadQuery<'static, C, i32>,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
+        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
+    {
+        update_all(conn, models, Partial::RollBack).map(drop)
+    }
+
+    /// Deletes the row of every model of `models` that still has the
+    /// model's version, and reports per row what happened; the rows deleted
+    /// stay deleted even when others failed. One transaction; on PostgreSQL
+    /// one statement per chunk, elsewhere one versioned delete per row.
+    fn delete_versioned_all<C>(conn: &mut C, models: &[Self]) -> Result<BatchReport<Self>, OccError>
+    where
+        C: OccConnection,
+        BatchDelete<Self>: LoadQuery<'static, C, i32>,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
+        DeleteStatement<Self>: QueryFragment<C::Backend> + QueryId,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
+    {
+        let outcomes = block_on(batch::delete_all::<Self, Blocking, C>(
+            conn,
+            models,
+            Partial::Commit,
+        ))?;
+        Ok(batch::settle(models, outcomes, |_, ()| {}))
+    }
+
+    /// Deletes the row of every model of `models`, or none: the first row
+    /// found at another version or gone rolls the batch back and is the
+    /// error.
+    fn delete_versioned_all_or_nothing<C>(conn: &mut C, models: &[Self]) -> Result<(), OccError>
+    where
+        C: OccConnection,
+        BatchDelete<Self>: LoadQuery<'static, C, i32>,
+        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
+        DeleteStatement<Self>: QueryFragment<C::Backend> + QueryId,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
+    {
+        block_on(batch::delete_all::<Self, Blocking, C>(
+            conn,
+            models,
+            Partial::RollBack,
+        ))
+        .map(drop)
     }
 
     /// Reads every field of this row again.
@@ -160,3 +283,27 @@ pub trait OptimisticDsl: Optimistic {
 }
 
 impl<M: Optimistic> OptimisticDsl for M {}
+
+/// The batch update behind both forms: the report, with the new versions
+/// stored in the models written.
+fn update_all<M, C>(
+    conn: &mut C,
+    models: &mut [M],
+    partial: Partial,
+) -> Result<BatchReport<M>, OccError>
+where
+    M: Optimistic,
+    C: OccConnection,
+    BatchUpdate<M>: LoadQuery<'static, C, i32>,
+    BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)>,
+    UpdateStatement<M, M::Changeset>: QueryFragment<C::Backend> + QueryId,
+    VersionProbe<M>: LoadQuery<'static, C, M::Version>,
+{
+    let outcomes = block_on(batch::update_all::<M, Blocking, C>(conn, models, partial))?;
+    let mut nexts = Vec::new();
+    let report = batch::settle(models, outcomes, |i, next| nexts.push((i, next)));
+    for (i, next) in nexts {
+        models[i].set_version(next);
+    }
+    Ok(report)
+}

@@ -65,6 +65,16 @@ pub enum OccError {
         rows: usize,
     },
 
+    /// A batch of versioned writes holds the row with this key more than
+    /// once. Nothing was sent to the database: write each row once.
+    #[error("the batch for {table} holds the row with {key} more than once; write each row once")]
+    DuplicateInBatch {
+        /// The table's name as written in `table!`.
+        table: &'static str,
+        /// The key found twice.
+        key: String,
+    },
+
     /// The database chose this transaction as the victim of a deadlock and rolled
     /// it back. Running the whole transaction again is safe.
     #[error("deadlock")]
@@ -183,7 +193,7 @@ impl OccError {
 
     /// A stable snake_case name of the variant, for metrics labels and logs:
     /// `conflict`, `not_found` (also for [`NoRow`](Self::NoRow)),
-    /// `key_not_unique`, `deadlock`, `lock_not_available`, `lock_timeout`,
+    /// `key_not_unique`, `duplicate_in_batch`, `deadlock`, `lock_not_available`, `lock_timeout`,
     /// `statement_timeout`, `serialization_failure`, `busy`,
     /// `not_in_transaction`,
     /// `retry_inside_transaction`, `connection_broken`,
@@ -193,6 +203,7 @@ impl OccError {
             Self::Conflict { .. } => "conflict",
             Self::NotFound { .. } | Self::NoRow { .. } => "not_found",
             Self::KeyNotUnique { .. } => "key_not_unique",
+            Self::DuplicateInBatch { .. } => "duplicate_in_batch",
             Self::Deadlock(_) => "deadlock",
             Self::LockNotAvailable(_) => "lock_not_available",
             Self::LockTimeout(_) => "lock_timeout",

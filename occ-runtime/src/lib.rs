@@ -7,7 +7,8 @@
 //! `model` (the description a derive gives); `exec` (how a statement is
 //! sent: sync or async, the one seam between the two); `backend` (what each
 //! backend and connection needs); `query` (the statements); `transaction`;
-//! `write` (versioned writes and their outcome) and `lock` (clause, builder,
+//! `write` (versioned writes and their outcome), `batch` (many rows at
+//! once) and `lock` (clause, builder,
 //! run); `dsl` and `async_dsl` (what a model can do) and `retry`; `http`
 //! (versions as HTTP validators, beside the rest). Everything
 //! below `dsl` is written once, as async code generic over the kind of
@@ -18,6 +19,7 @@ mod async_dsl;
 extern crate alloc;
 
 mod backend;
+mod batch;
 mod dsl;
 mod error;
 mod exec;
@@ -37,9 +39,11 @@ pub use crate::async_dsl::AsyncOptimisticDsl;
 #[cfg(feature = "async")]
 pub use crate::backend::AsyncOccConnection;
 pub use crate::backend::{Isolation, OccConnection, RowLocking};
+pub use crate::batch::BatchReport;
 pub use crate::dsl::OptimisticDsl;
 pub use crate::error::OccError;
 pub use crate::lock::builder::{LockDsl, Locked};
+pub use crate::model::ChangedFields;
 pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};
 #[cfg(feature = "async")]
 pub use crate::retry::{retry_async, retry_counted_async};
@@ -50,6 +54,6 @@ pub use crate::version::Version;
 pub mod __private {
     pub use diesel;
 
-    pub use crate::model::{describe_key, Optimistic};
+    pub use crate::model::{describe_key, ChangedFields, Optimistic};
     pub use crate::version::Version;
 }

@@ -30,9 +30,19 @@ pub trait Optimistic: Sized {
     /// The assignments of a full versioned update: every field that is neither
     /// key, version, nor marked `skip_update`.
     type Changeset;
+    /// The key's values as bind parameters, a tuple in the order of
+    /// [`KEY_COLUMNS`](Self::KEY_COLUMNS): one row of a batch statement.
+    type KeyValues;
+    /// The writable fields' values as bind parameters, a tuple in the order
+    /// of [`WRITABLE_COLUMNS`](Self::WRITABLE_COLUMNS) (`()` when none).
+    type WritableValues;
 
     /// The table's name, for errors.
     const TABLE_NAME: &'static str;
+    /// The key columns' names.
+    const KEY_COLUMNS: &'static [&'static str];
+    /// The names of the columns a full versioned update writes.
+    const WRITABLE_COLUMNS: &'static [&'static str];
 
     /// This row's key.
     fn key(&self) -> Self::Key;
@@ -46,8 +56,22 @@ pub trait Optimistic: Sized {
     fn version_predicate(version: Self::Version) -> Self::VersionPredicate;
     /// The assignments of every writable field of this row.
     fn changeset(&self) -> Self::Changeset;
+    /// This row's key values, for a batch statement.
+    fn key_values(&self) -> Self::KeyValues;
+    /// This row's writable values, for a batch statement.
+    fn writable_values(&self) -> Self::WritableValues;
     /// `key_column = value` pairs for messages.
     fn describe_key(key: &Self::Key) -> String;
+}
+
+/// Which fields of two models of the same type differ: for a merge screen
+/// after a conflict ([`update_versioned_or_current`](crate::OptimisticDsl::update_versioned_or_current)),
+/// or a log line. `#[derive(Optimistic)]` implements it for every model
+/// whose fields are all `PartialEq`.
+pub trait ChangedFields {
+    /// The names of the fields in which `self` and `other` differ, in the
+    /// order the struct declares them.
+    fn changed_fields(&self, other: &Self) -> Vec<&'static str>;
 }
 
 /// Formats key columns and values for messages: `id = 7`, `order_id = 1, line = 2`.

@@ -144,6 +144,87 @@ impl<T, K, V, S, A> QueryId for VersionedUpdate<T, K, V, S, A> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
+/// The versioned update `U` of model `M` that also reads the row as it is
+/// now, selected as `S`, when the update matched nothing; PostgreSQL only:
+///
+/// ```sql
+/// WITH occ_written AS (UPDATE .. WHERE key AND version = old RETURNING 1)
+/// SELECT selection, EXISTS (SELECT 1 FROM occ_written) FROM table WHERE key
+/// ```
+///
+/// One row: written or not, and the row as the statement's snapshot has it;
+/// none when there is no such row.
+pub type UpdateOrCurrent<M, S, DB> = ReturningCurrent<
+    UpdateStatement<M, S>,
+    <M as Optimistic>::Table,
+    <M as Optimistic>::KeyPredicate,
+    diesel::helper_types::AsSelect<M, DB>,
+>;
+
+/// See [`UpdateOrCurrent`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReturningCurrent<U, T, K, S> {
+    update: U,
+    table: T,
+    key: K,
+    selection: S,
+}
+
+impl<M, S, DB> UpdateOrCurrent<M, S, DB>
+where
+    M: Optimistic + diesel::Selectable<DB>,
+    DB: Backend,
+{
+    pub(crate) fn new(key: M::Key, expected: M::Version, changes: S, next: M::Version) -> Self {
+        ReturningCurrent {
+            update: UpdateStatement::<M, S>::new(key.clone(), expected, changes, next),
+            table: M::Table::default(),
+            key: M::key_predicate(key),
+            selection: diesel::SelectableHelper::as_select(),
+        }
+    }
+}
+
+impl<U, T, K, S: Expression> Query for ReturningCurrent<U, T, K, S> {
+    type SqlType = (S::SqlType, diesel::sql_types::Bool);
+}
+
+impl<U, T, K, S, DB> QueryFragment<DB> for ReturningCurrent<U, T, K, S>
+where
+    DB: Backend,
+    U: QueryFragment<DB>,
+    T: QueryFragment<DB>,
+    K: QueryFragment<DB>,
+    S: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("WITH ");
+        out.push_identifier("occ_written")?;
+        out.push_sql(" AS (");
+        self.update.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING 1) SELECT ");
+        self.selection.walk_ast(out.reborrow())?;
+        out.push_sql(", EXISTS (SELECT 1 FROM ");
+        out.push_identifier("occ_written")?;
+        out.push_sql(") FROM ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" WHERE ");
+        self.key.walk_ast(out.reborrow())
+    }
+}
+
+// As for the update inside it: no static query id, cached by its SQL.
+impl<U, T, K, S> QueryId for ReturningCurrent<U, T, K, S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<U, T, K, S, C> RunQueryDsl<C> for ReturningCurrent<U, T, K, S> {}
+
+/// The row of model `M` with `key` as it is now (the latest committed row,
+/// also inside a MySQL snapshot), selected as `M` on `DB`.
+pub type CurrentRow<M, DB> = FindStatement<M, DB, CurrentRead>;
+
 /// `DELETE FROM table WHERE key AND version = old`
 #[derive(Debug, Clone, Copy, QueryId)]
 pub struct VersionedDelete<T, K, V> {

@@ -141,6 +141,16 @@ where
     }
 }
 
+/// Runs `body` in a savepoint of the open transaction, released on `Ok` and
+/// rolled back to on `Err`.
+pub(crate) async fn nested<K, C, T, B>(conn: &mut C, body: &mut B) -> Result<T, OccError>
+where
+    C: Exec<K, Db: Hooks>,
+    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+{
+    run(conn, None, body).await
+}
+
 /// `BEGIN`, the body, `COMMIT` or `ROLLBACK`: what diesel's own
 /// `transaction` does, with the isolation level where the backend takes it.
 async fn run<K, C, T, B>(

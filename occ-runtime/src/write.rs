@@ -2,11 +2,13 @@
 //! to success, [`OccError::Conflict`], [`OccError::NotFound`] or
 //! [`OccError::KeyNotUnique`], for every kind of connection.
 
+use crate::backend::sealed::Hooks;
 use crate::error::OccError;
-use crate::exec::{Execute, Load};
+use crate::exec::{Exec, Execute, Load};
 use crate::model::Optimistic;
 use crate::query::{
-    find_statement, CurrentRead, FindStatement, SelectByKey, UpdateStatement, VersionProbe,
+    find_statement, CurrentRead, CurrentRow, FindStatement, SelectByKey, UpdateOrCurrent,
+    UpdateStatement, VersionProbe,
 };
 use crate::trace;
 
@@ -36,20 +38,31 @@ fn probe<M: Optimistic>(key: M::Key) -> VersionProbe<M> {
     SelectByKey::new(M::key_predicate(key), Default::default(), CurrentRead)
 }
 
-/// Why a write that matched nothing failed, from what the probe found.
-fn failure<M: Optimistic>(
-    found: Option<M::Version>,
+/// What a versioned write did to its row.
+pub(crate) enum Outcome<V> {
+    /// The row had the expected version and was written.
+    Done,
+    /// The row has another version, this one.
+    Conflict(V),
+    /// There is no such row.
+    Missing,
+}
+
+/// The error of a write that failed: a conflict with the version found, or
+/// a missing row.
+pub(crate) fn failure<M: Optimistic>(
+    outcome: Outcome<M::Version>,
     key: &M::Key,
     expected: &M::Version,
 ) -> OccError {
-    match found {
-        Some(actual) => OccError::Conflict {
+    match outcome {
+        Outcome::Conflict(actual) => OccError::Conflict {
             table: M::TABLE_NAME,
             key: M::describe_key(key),
             expected: expected.to_string(),
             actual: actual.to_string(),
         },
-        None => not_found::<M>(key),
+        Outcome::Missing | Outcome::Done => not_found::<M>(key),
     }
 }
 
@@ -74,15 +87,35 @@ where
     W: Execute<C, K>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    match written::<M>(statement.send(conn).await?, &key)? {
-        Written::Done => Ok(()),
-        Written::Probe => {
-            let found = probe::<M>(key.clone()).load_first(conn).await?;
-            let error = failure::<M>(found, &key, expected);
+    match outcome::<M, K, C, W>(conn, statement, key.clone()).await? {
+        Outcome::Done => Ok(()),
+        failed => {
+            let error = failure::<M>(failed, &key, expected);
             trace::failed(&error);
             Err(error)
         }
     }
+}
+
+/// Runs a versioned write of the row with `key`; what it did, with the
+/// version found when it matched nothing.
+pub(crate) async fn outcome<M, K, C, W>(
+    conn: &mut C,
+    statement: W,
+    key: M::Key,
+) -> Result<Outcome<M::Version>, OccError>
+where
+    M: Optimistic,
+    W: Execute<C, K>,
+    VersionProbe<M>: Load<C, K, M::Version>,
+{
+    Ok(match written::<M>(statement.send(conn).await?, &key)? {
+        Written::Done => Outcome::Done,
+        Written::Probe => match probe::<M>(key).load_first(conn).await? {
+            Some(actual) => Outcome::Conflict(actual),
+            None => Outcome::Missing,
+        },
+    })
 }
 
 /// The versioned update of the row with `key` from `expected` to `next`,
@@ -102,6 +135,51 @@ where
 {
     let statement = UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next);
     execute::<M, K, C, _>(conn, statement, key, expected).await
+}
+
+/// The versioned update of the row with `key` from `expected` to `next`;
+/// when the row has another version, the row as it is now instead of an
+/// error. On PostgreSQL one statement either way; elsewhere the update, and
+/// on a conflict one read of the row.
+pub(crate) async fn update_or_current<M, K, C, DB, S>(
+    conn: &mut C,
+    key: M::Key,
+    expected: &M::Version,
+    changes: S,
+    next: M::Version,
+) -> Result<Option<M>, OccError>
+where
+    M: Optimistic + diesel::Selectable<DB>,
+    DB: diesel::backend::Backend,
+    C: Exec<K, Db: Hooks>,
+    UpdateOrCurrent<M, S, DB>: Load<C, K, (M, bool)>,
+    UpdateStatement<M, S>: Execute<C, K>,
+    CurrentRow<M, DB>: Load<C, K, M>,
+{
+    if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+        let statement =
+            UpdateOrCurrent::<M, S, DB>::new(key.clone(), expected.clone(), changes, next);
+        match statement.load_first(conn).await? {
+            Some((_, true)) => return Ok(None),
+            Some((current, false)) if current.version() != expected => return Ok(Some(current)),
+            None => return Err(not_found::<M>(&key)),
+            // The statement's snapshot is older than the row its update
+            // waited for and found changed: read the row as it is now.
+            Some(_) => {}
+        }
+    } else {
+        let statement = UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next);
+        if let Written::Done = written::<M>(statement.send(conn).await?, &key)? {
+            return Ok(None);
+        }
+    }
+    let current = find_statement::<M, DB, _>(key.clone(), CurrentRead)
+        .load_first(conn)
+        .await?;
+    match current {
+        Some(current) => Ok(Some(current)),
+        None => Err(not_found::<M>(&key)),
+    }
 }
 
 /// The whole row with `key`, read again; [`OccError::NotFound`] if it is gone.

@@ -146,6 +146,13 @@ pub(crate) mod sealed {
         /// What to send after a `ROLLBACK` that repairs a connection, to undo
         /// session settings an interrupted lock may have left; none for most.
         const RESET: Option<&'static str> = None;
+
+        /// Whether a write can hand rows back from inside a statement
+        /// (`RETURNING` from a joined `UPDATE`, a write in a `WITH`): then a
+        /// batch of versioned writes is one statement per chunk, and a
+        /// versioned update that finds another version reads the current
+        /// row in the same statement.
+        const WRITES_RETURN_ROWS: bool = false;
     }
 
     /// A diesel backend with row locks.

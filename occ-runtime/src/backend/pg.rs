@@ -9,6 +9,7 @@ use crate::exec::{Exec, TextQuery};
 
 impl Hooks for Pg {
     const ISOLATION: IsolationAt = IsolationAt::First;
+    const WRITES_RETURN_ROWS: bool = true;
 }
 
 impl LockBackend for Pg {

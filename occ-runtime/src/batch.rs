@@ -1,0 +1,635 @@
+//! Versioned writes of many rows at once, with an outcome per row.
+//!
+//! On PostgreSQL a batch is one statement per chunk: the rows travel as a
+//! `VALUES` list joined to the table on key and expected version, and
+//! `RETURNING` names the rows written; one more statement reads the version
+//! of the rows that were not, to tell a conflict from a missing row. MySQL,
+//! MariaDB and SQLite have no `RETURNING` on a joined `UPDATE`, so a batch
+//! there is one versioned write per row. Either way the batch runs in one
+//! transaction (a savepoint inside the caller's).
+
+use core::fmt;
+use std::collections::HashSet;
+
+use diesel::backend::Backend;
+use diesel::expression::Expression;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_source::Column;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Integer, Nullable};
+use diesel::{QueryResult, RunQueryDsl};
+
+use crate::backend::sealed::Hooks;
+use crate::error::OccError;
+use crate::exec::{depth, Exec, Execute, Load};
+use crate::model::Optimistic;
+use crate::query::{delete_statement, DeleteStatement, UpdateStatement, VersionProbe};
+use crate::transaction;
+use crate::version::Version;
+use crate::write::{self, Outcome};
+
+/// What a batch of versioned writes did, row by row: which rows were
+/// written, which had another version (and which), and which were gone.
+///
+/// After [`update_versioned_all`](crate::OptimisticDsl::update_versioned_all)
+/// the models written hold their new versions; the others are unchanged.
+pub struct BatchReport<M: Optimistic> {
+    written: Vec<M::Key>,
+    conflicts: Vec<(M::Key, M::Version)>,
+    missing: Vec<M::Key>,
+}
+
+impl<M: Optimistic> BatchReport<M> {
+    /// The keys of the rows written, in the order of the batch.
+    pub fn written(&self) -> &[M::Key] {
+        &self.written
+    }
+
+    /// The keys of the rows found at another version than the model's, each
+    /// with the version found: somebody else wrote them since they were read.
+    pub fn conflicts(&self) -> &[(M::Key, M::Version)] {
+        &self.conflicts
+    }
+
+    /// The keys of the rows that no longer exist.
+    pub fn missing(&self) -> &[M::Key] {
+        &self.missing
+    }
+
+    /// True when every row of the batch was written.
+    pub fn is_complete(&self) -> bool {
+        self.conflicts.is_empty() && self.missing.is_empty()
+    }
+}
+
+impl<M: Optimistic> fmt::Debug for BatchReport<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchReport")
+            .field("table", &M::TABLE_NAME)
+            .field("written", &self.written)
+            .field("conflicts", &self.conflicts)
+            .field("missing", &self.missing)
+            .finish()
+    }
+}
+
+/// What became of one row of a batch: written (with what the model then
+/// holds, `W`), or why not.
+pub(crate) enum RowOutcome<W, V> {
+    Written(W),
+    Conflict(V),
+    Missing,
+}
+
+/// Whether a batch that did not write every row is kept or undone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Partial {
+    /// The rows written stay written; the report says what failed.
+    Commit,
+    /// Any row that fails rolls the whole batch back, with that row's error.
+    RollBack,
+}
+
+/// The report of a batch; `written` is given each row written, by index,
+/// with what its model is to hold.
+pub(crate) fn settle<M: Optimistic, W>(
+    models: &[M],
+    outcomes: Vec<RowOutcome<W, M::Version>>,
+    mut written: impl FnMut(usize, W),
+) -> BatchReport<M> {
+    let mut report = BatchReport {
+        written: Vec::new(),
+        conflicts: Vec::new(),
+        missing: Vec::new(),
+    };
+    for (i, (model, outcome)) in models.iter().zip(outcomes).enumerate() {
+        match outcome {
+            RowOutcome::Written(value) => {
+                report.written.push(model.key());
+                written(i, value);
+            }
+            RowOutcome::Conflict(found) => report.conflicts.push((model.key(), found)),
+            RowOutcome::Missing => report.missing.push(model.key()),
+        }
+    }
+    report
+}
+
+/// Refuses a batch that names a row twice: the second write of it could not
+/// be told apart from a conflict.
+fn distinct<M: Optimistic>(models: &[M]) -> Result<(), OccError> {
+    let mut seen = HashSet::with_capacity(models.len());
+    for model in models {
+        let key = M::describe_key(&model.key());
+        if !seen.insert(key.clone()) {
+            return Err(OccError::DuplicateInBatch {
+                table: M::TABLE_NAME,
+                key,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The error one row's failure would have been as a single write.
+fn row_error<M: Optimistic>(model: &M, failed: Outcome<M::Version>) -> OccError {
+    write::failure::<M>(failed, &model.key(), model.version())
+}
+
+/// How many rows of `binds_per_row` bind parameters fit in one PostgreSQL
+/// statement (at most 65535 parameters).
+fn chunk_rows(binds_per_row: usize) -> usize {
+    (u16::MAX as usize / binds_per_row).max(1)
+}
+
+/// Runs `body` in a transaction: a new one at the top level, a savepoint in
+/// the caller's.
+async fn atomically<K, C, T, B>(conn: &mut C, body: &mut B) -> Result<T, OccError>
+where
+    C: Exec<K, Db: Hooks>,
+    B: for<'c> transaction::Attempt<&'c mut C, Result<T, OccError>>,
+{
+    if depth::<K, C>(conn)? == 0 {
+        transaction::transaction_at(conn, None, body).await
+    } else {
+        transaction::nested(conn, body).await
+    }
+}
+
+/// Writes every model whose row still has the model's version: one path for
+/// every backend and kind of connection. Returns each row's outcome, in the
+/// order of `models`.
+pub(crate) async fn update_all<M, K, C>(
+    conn: &mut C,
+    models: &[M],
+    partial: Partial,
+) -> Result<Vec<RowOutcome<M::Version, M::Version>>, OccError>
+where
+    M: Optimistic,
+    C: Exec<K, Db: Hooks>,
+    BatchUpdate<M>: Load<C, K, i32>,
+    BatchProbe<M>: Load<C, K, (i32, Option<M::Version>)>,
+    UpdateStatement<M, M::Changeset>: Execute<C, K>,
+    VersionProbe<M>: Load<C, K, M::Version>,
+{
+    distinct(models)?;
+    let nexts: Vec<M::Version> = models.iter().map(|m| m.version().next()).collect();
+    let nexts = &nexts;
+    let mut body = async |conn: &mut C| {
+        let found = if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+            let rows = chunk_rows(3 + M::KEY_COLUMNS.len() + M::WRITABLE_COLUMNS.len());
+            let mut found = Vec::with_capacity(models.len());
+            for start in (0..models.len()).step_by(rows) {
+                let chunk = &models[start..models.len().min(start + rows)];
+                let statement = BatchUpdate::<M>::new(chunk, &nexts[start..], start);
+                let written = statement.load_all(conn).await?;
+                found.extend(probe_unwritten::<M, K, C>(conn, chunk, start, written).await?);
+            }
+            found
+        } else {
+            let mut found = Vec::with_capacity(models.len());
+            for (model, next) in models.iter().zip(nexts) {
+                let statement = UpdateStatement::<M, M::Changeset>::new(
+                    model.key(),
+                    model.version().clone(),
+                    model.changeset(),
+                    next.clone(),
+                );
+                found.push(write::outcome::<M, K, C, _>(conn, statement, model.key()).await?);
+            }
+            found
+        };
+        outcomes::<M, M::Version>(models, nexts, found, partial)
+    };
+    atomically::<K, C, _, _>(conn, &mut body).await
+}
+
+/// Deletes every row that still has its model's version; each row's outcome,
+/// in the order of `models`.
+pub(crate) async fn delete_all<M, K, C>(
+    conn: &mut C,
+    models: &[M],
+    partial: Partial,
+) -> Result<Vec<RowOutcome<(), M::Version>>, OccError>
+where
+    M: Optimistic,
+    C: Exec<K, Db: Hooks>,
+    BatchDelete<M>: Load<C, K, i32>,
+    BatchProbe<M>: Load<C, K, (i32, Option<M::Version>)>,
+    DeleteStatement<M>: Execute<C, K>,
+    VersionProbe<M>: Load<C, K, M::Version>,
+{
+    distinct(models)?;
+    let mut body = async |conn: &mut C| {
+        let found = if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+            let rows = chunk_rows(2 + M::KEY_COLUMNS.len());
+            let mut found = Vec::with_capacity(models.len());
+            for start in (0..models.len()).step_by(rows) {
+                let chunk = &models[start..models.len().min(start + rows)];
+                let written = BatchDelete::<M>::new(chunk, start).load_all(conn).await?;
+                found.extend(probe_unwritten::<M, K, C>(conn, chunk, start, written).await?);
+            }
+            found
+        } else {
+            let mut found = Vec::with_capacity(models.len());
+            for model in models {
+                let statement = delete_statement::<M>(model.key(), model.version().clone());
+                found.push(write::outcome::<M, K, C, _>(conn, statement, model.key()).await?);
+            }
+            found
+        };
+        outcomes::<M, ()>(models, &vec![(); models.len()], found, partial)
+    };
+    atomically::<K, C, _, _>(conn, &mut body).await
+}
+
+/// Each row's outcome, from what each write found; under
+/// [`Partial::RollBack`] the first failure as an error instead.
+fn outcomes<M: Optimistic, W: Clone>(
+    models: &[M],
+    written: &[W],
+    found: Vec<Outcome<M::Version>>,
+    partial: Partial,
+) -> Result<Vec<RowOutcome<W, M::Version>>, OccError> {
+    let mut outcomes = Vec::with_capacity(found.len());
+    for ((model, value), outcome) in models.iter().zip(written).zip(found) {
+        outcomes.push(match outcome {
+            Outcome::Done => RowOutcome::Written(value.clone()),
+            failed if partial == Partial::RollBack => return Err(row_error(model, failed)),
+            Outcome::Conflict(actual) => RowOutcome::Conflict(actual),
+            Outcome::Missing => RowOutcome::Missing,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// What one chunk's statement did to each of its rows: done if `RETURNING`
+/// named it, else what the row holds now.
+async fn probe_unwritten<M, K, C>(
+    conn: &mut C,
+    chunk: &[M],
+    start: usize,
+    written: Vec<i32>,
+) -> Result<Vec<Outcome<M::Version>>, OccError>
+where
+    M: Optimistic,
+    BatchProbe<M>: Load<C, K, (i32, Option<M::Version>)>,
+{
+    let mut found: Vec<Option<Outcome<M::Version>>> = (0..chunk.len()).map(|_| None).collect();
+    for index in written {
+        let row = usize::try_from(index)
+            .ok()
+            .and_then(|i| i.checked_sub(start));
+        match row.and_then(|row| found.get_mut(row)) {
+            Some(slot @ None) => *slot = Some(Outcome::Done),
+            _ => return Err(unexpected::<M>(index)),
+        }
+    }
+    let unwritten: Vec<usize> = (0..chunk.len()).filter(|&i| found[i].is_none()).collect();
+    if !unwritten.is_empty() {
+        let probe = BatchProbe::<M>::new(unwritten.iter().map(|&i| (&chunk[i], start + i)));
+        for (index, version) in probe.load_all(conn).await? {
+            let row = usize::try_from(index)
+                .ok()
+                .and_then(|i| i.checked_sub(start));
+            match row.and_then(|row| found.get_mut(row)) {
+                Some(slot @ None) => {
+                    *slot = Some(match version {
+                        Some(actual) => Outcome::Conflict(actual),
+                        None => Outcome::Missing,
+                    })
+                }
+                _ => return Err(unexpected::<M>(index)),
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|outcome| outcome.ok_or_else(|| unexpected::<M>(-1)))
+        .collect()
+}
+
+/// A batch statement answered with a row index it was not sent, or twice:
+/// the key is not unique in the database.
+fn unexpected<M: Optimistic>(index: i32) -> OccError {
+    OccError::Database(diesel::result::Error::DeserializationError(
+        format!(
+            "a batch write on {} returned row {index} unexpectedly: \
+             is the key declared in #[diesel(primary_key(...))] unique?",
+            M::TABLE_NAME
+        )
+        .into(),
+    ))
+}
+
+type VersionSqlType<M> = <<M as Optimistic>::VersionColumn as Expression>::SqlType;
+
+/// One chunk of a batch update on PostgreSQL:
+///
+/// ```sql
+/// UPDATE t SET a = occ_v.a, .., version = occ_v.occ_next
+/// FROM (VALUES ($1, key.., a.., $expected, $next), ..)
+///     AS occ_v (occ_index, key.., a.., occ_expected, occ_next)
+/// WHERE t.key = occ_v.key AND t.version = occ_v.occ_expected
+/// RETURNING occ_v.occ_index
+/// ```
+pub struct BatchUpdate<M: Optimistic> {
+    table: M::Table,
+    rows: Vec<UpdateRow<M>>,
+}
+
+struct UpdateRow<M: Optimistic> {
+    index: i32,
+    key: M::KeyValues,
+    values: M::WritableValues,
+    expected: M::Version,
+    next: M::Version,
+}
+
+impl<M: Optimistic> BatchUpdate<M> {
+    fn new(models: &[M], nexts: &[M::Version], start: usize) -> Self {
+        let rows = models
+            .iter()
+            .zip(nexts)
+            .enumerate()
+            .map(|(i, (model, next))| UpdateRow {
+                index: index(start + i),
+                key: model.key_values(),
+                values: model.writable_values(),
+                expected: model.version().clone(),
+                next: next.clone(),
+            })
+            .collect();
+        Self {
+            table: M::Table::default(),
+            rows,
+        }
+    }
+}
+
+/// A row's position in the batch, as the `Integer` the statement carries.
+fn index(i: usize) -> i32 {
+    i32::try_from(i).expect("a batch of fewer than 2^31 rows")
+}
+
+const ALIAS: &str = "occ_v";
+const INDEX: &str = "occ_index";
+const EXPECTED: &str = "occ_expected";
+const NEXT: &str = "occ_next";
+
+/// `occ_v.name`
+fn from_values<DB: Backend>(out: &mut AstPass<'_, '_, DB>, name: &str) -> QueryResult<()> {
+    out.push_identifier(ALIAS)?;
+    out.push_sql(".");
+    out.push_identifier(name)
+}
+
+/// `table.name`
+fn from_table<'b, T, DB>(out: &mut AstPass<'_, 'b, DB>, table: &'b T, name: &str) -> QueryResult<()>
+where
+    T: QueryFragment<DB>,
+    DB: Backend,
+{
+    table.walk_ast(out.reborrow())?;
+    out.push_sql(".");
+    out.push_identifier(name)
+}
+
+/// `AS occ_v (occ_index, key.., rest..)`
+fn alias<DB: Backend>(
+    out: &mut AstPass<'_, '_, DB>,
+    key: &[&str],
+    rest: &[&str],
+) -> QueryResult<()> {
+    out.push_sql(" AS ");
+    out.push_identifier(ALIAS)?;
+    out.push_sql(" (");
+    out.push_identifier(INDEX)?;
+    for name in key.iter().chain(rest) {
+        out.push_sql(", ");
+        out.push_identifier(name)?;
+    }
+    out.push_sql(")");
+    Ok(())
+}
+
+/// `t.key = occ_v.key AND ..`
+fn join_on_key<'b, M, DB>(out: &mut AstPass<'_, 'b, DB>, table: &'b M::Table) -> QueryResult<()>
+where
+    M: Optimistic,
+    DB: Backend,
+    M::Table: QueryFragment<DB>,
+{
+    for (i, name) in M::KEY_COLUMNS.iter().enumerate() {
+        if i > 0 {
+            out.push_sql(" AND ");
+        }
+        from_table(out, table, name)?;
+        out.push_sql(" = ");
+        from_values(out, name)?;
+    }
+    Ok(())
+}
+
+impl<M, DB> QueryFragment<DB> for BatchUpdate<M>
+where
+    M: Optimistic,
+    DB: Backend + HasSqlType<VersionSqlType<M>>,
+    M::Table: QueryFragment<DB>,
+    M::KeyValues: QueryFragment<DB>,
+    M::WritableValues: QueryFragment<DB>,
+    M::Version: ToSql<VersionSqlType<M>, DB>,
+    i32: ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let version = M::VersionColumn::NAME;
+        out.push_sql("UPDATE ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" SET ");
+        for name in M::WRITABLE_COLUMNS {
+            out.push_identifier(name)?;
+            out.push_sql(" = ");
+            from_values(&mut out, name)?;
+            out.push_sql(", ");
+        }
+        out.push_identifier(version)?;
+        out.push_sql(" = ");
+        from_values(&mut out, NEXT)?;
+        out.push_sql(" FROM (VALUES ");
+        for (i, row) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Integer, i32>(&row.index)?;
+            out.push_sql(", ");
+            row.key.walk_ast(out.reborrow())?;
+            if !M::WRITABLE_COLUMNS.is_empty() {
+                out.push_sql(", ");
+                row.values.walk_ast(out.reborrow())?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<VersionSqlType<M>, M::Version>(&row.expected)?;
+            out.push_sql(", ");
+            out.push_bind_param::<VersionSqlType<M>, M::Version>(&row.next)?;
+            out.push_sql(")");
+        }
+        out.push_sql(")");
+        let mut rest = M::WRITABLE_COLUMNS.to_vec();
+        rest.extend([EXPECTED, NEXT]);
+        alias(&mut out, M::KEY_COLUMNS, &rest)?;
+        out.push_sql(" WHERE ");
+        join_on_key::<M, DB>(&mut out, &self.table)?;
+        out.push_sql(" AND ");
+        from_table(&mut out, &self.table, version)?;
+        out.push_sql(" = ");
+        from_values(&mut out, EXPECTED)?;
+        out.push_sql(" RETURNING ");
+        from_values(&mut out, INDEX)
+    }
+}
+
+/// One chunk of a batch delete on PostgreSQL:
+///
+/// ```sql
+/// DELETE FROM t USING (VALUES ($1, key.., $expected), ..)
+///     AS occ_v (occ_index, key.., occ_expected)
+/// WHERE t.key = occ_v.key AND t.version = occ_v.occ_expected
+/// RETURNING occ_v.occ_index
+/// ```
+pub struct BatchDelete<M: Optimistic> {
+    table: M::Table,
+    rows: Vec<(i32, M::KeyValues, M::Version)>,
+}
+
+impl<M: Optimistic> BatchDelete<M> {
+    fn new(models: &[M], start: usize) -> Self {
+        let rows = models
+            .iter()
+            .enumerate()
+            .map(|(i, model)| {
+                (
+                    index(start + i),
+                    model.key_values(),
+                    model.version().clone(),
+                )
+            })
+            .collect();
+        Self {
+            table: M::Table::default(),
+            rows,
+        }
+    }
+}
+
+impl<M, DB> QueryFragment<DB> for BatchDelete<M>
+where
+    M: Optimistic,
+    DB: Backend + HasSqlType<VersionSqlType<M>>,
+    M::Table: QueryFragment<DB>,
+    M::KeyValues: QueryFragment<DB>,
+    M::Version: ToSql<VersionSqlType<M>, DB>,
+    i32: ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("DELETE FROM ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" USING (VALUES ");
+        for (i, (index, key, expected)) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Integer, i32>(index)?;
+            out.push_sql(", ");
+            key.walk_ast(out.reborrow())?;
+            out.push_sql(", ");
+            out.push_bind_param::<VersionSqlType<M>, M::Version>(expected)?;
+            out.push_sql(")");
+        }
+        out.push_sql(")");
+        alias(&mut out, M::KEY_COLUMNS, &[EXPECTED])?;
+        out.push_sql(" WHERE ");
+        join_on_key::<M, DB>(&mut out, &self.table)?;
+        out.push_sql(" AND ");
+        from_table(&mut out, &self.table, M::VersionColumn::NAME)?;
+        out.push_sql(" = ");
+        from_values(&mut out, EXPECTED)?;
+        out.push_sql(" RETURNING ");
+        from_values(&mut out, INDEX)
+    }
+}
+
+/// The versions the rows of a batch that were not written hold now (none
+/// for a row that is gone), in one statement:
+///
+/// ```sql
+/// SELECT occ_v.occ_index, t.version FROM (VALUES ($1, key..), ..)
+///     AS occ_v (occ_index, key..) LEFT JOIN t ON t.key = occ_v.key
+/// ```
+pub struct BatchProbe<M: Optimistic> {
+    table: M::Table,
+    rows: Vec<(i32, M::KeyValues)>,
+}
+
+impl<M: Optimistic> BatchProbe<M> {
+    fn new<'m>(rows: impl Iterator<Item = (&'m M, usize)>) -> Self
+    where
+        M: 'm,
+    {
+        let rows = rows
+            .map(|(model, i)| (index(i), model.key_values()))
+            .collect();
+        Self {
+            table: M::Table::default(),
+            rows,
+        }
+    }
+}
+
+impl<M, DB> QueryFragment<DB> for BatchProbe<M>
+where
+    M: Optimistic,
+    DB: Backend,
+    M::Table: QueryFragment<DB>,
+    M::KeyValues: QueryFragment<DB>,
+    i32: ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        from_values(&mut out, INDEX)?;
+        out.push_sql(", ");
+        from_table(&mut out, &self.table, M::VersionColumn::NAME)?;
+        out.push_sql(" FROM (VALUES ");
+        for (i, (index, key)) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Integer, i32>(index)?;
+            out.push_sql(", ");
+            key.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        out.push_sql(")");
+        alias(&mut out, M::KEY_COLUMNS, &[])?;
+        out.push_sql(" LEFT JOIN ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" ON ");
+        join_on_key::<M, DB>(&mut out, &self.table)
+    }
+}
+
+// The SQL of a batch statement depends on its number of rows only: diesel
+// caches each prepared statement by its SQL text.
+macro_rules! batch_query {
+    ($($statement:ident => $sql_type:ty),*) => {$(
+        impl<M: Optimistic> QueryId for $statement<M> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<M: Optimistic> Query for $statement<M> {
+            type SqlType = $sql_type;
+        }
+
+        impl<M: Optimistic, C> RunQueryDsl<C> for $statement<M> {}
+    )*};
+}
+
+batch_query! {
+    BatchUpdate => Integer,
+    BatchDelete => Integer,
+    BatchProbe => (Integer, Nullable<VersionSqlType<M>>)
+}
