@@ -12,6 +12,8 @@
 //! - a batch of 1000 versioned updates, 1% of them stale:
 //!   `update_versioned_all` against a loop of `update_versioned` and against
 //!   the hand-written diesel loop, each in one transaction;
+//! - the conflict path: `update_versioned_or_current` on a stale model (one
+//!   statement) against `update_versioned` then `reload` (three);
 //! - a locked read in its own transaction: diesel's `.for_update()` against
 //!   `find_exclusive`.
 //!
@@ -372,5 +374,45 @@ fn batches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, writes, locks, batches);
+fn conflicts(c: &mut Criterion) {
+    let Some(conn) = connection() else { return };
+    let conn = RefCell::new(conn);
+    let mut group = c.benchmark_group("a stale write and the current row (PostgreSQL)");
+    group.measurement_time(Duration::from_secs(5));
+    // The model as read, after which somebody else wrote the row (untimed).
+    let stale = || {
+        let mut conn = conn.borrow_mut();
+        let mut row = read(&mut conn, 1);
+        Product::update_if_version(&mut *conn, 1, row.version, products::qty.eq(row.qty + 1))
+            .expect("the other write");
+        row.qty += 10;
+        row
+    };
+    group.bench_function("update_versioned, then reload (baseline)", |b| {
+        b.iter_batched(
+            stale,
+            |mut row| {
+                let conn = &mut *conn.borrow_mut();
+                assert!(row.update_versioned(conn).unwrap_err().is_conflict());
+                row.reload(conn).expect("reload");
+                row
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("update_versioned_or_current", |b| {
+        b.iter_batched(
+            stale,
+            |mut row| {
+                row.update_versioned_or_current(&mut *conn.borrow_mut())
+                    .expect("the current row")
+                    .expect("a conflict")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, writes, locks, batches, conflicts);
 criterion_main!(benches);
