@@ -10,9 +10,9 @@ use syn::{Attribute, LitStr, Path, Type};
 use crate::ctxt::Ctxt;
 
 const CONTAINER_KEYS: &str =
-    "occ accepts on the struct: `crate = \"...\"`; on a field: `version`, `skip_update`";
+    "occ accepts on the struct: `crate = \"...\"`; on a field: `version`, `generated`, `skip_update`";
 const FIELD_KEYS: &str =
-    "occ accepts on a field: `version`, `skip_update`; on the struct: `crate = \"...\"`";
+    "occ accepts on a field: `version`, `generated`, `skip_update`; on the struct: `crate = \"...\"`";
 
 /// What the struct's attributes say.
 #[derive(Default)]
@@ -30,6 +30,8 @@ pub struct Container {
 pub struct Field {
     /// `#[occ(version)]`, by the span of `version`.
     pub version: Option<Ident>,
+    /// `#[occ(version, generated)]`: the database sets the version.
+    pub generated: Option<Ident>,
     /// `#[occ(skip_update)]` or diesel's own `#[diesel(skip_update)]`.
     pub skip_update: Option<Ident>,
     /// `#[diesel(column_name = name)]`
@@ -56,7 +58,10 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> Container {
                         out.crate_path = Some(path);
                     }
                     Ok(())
-                } else if meta.path.is_ident("version") || meta.path.is_ident("skip_update") {
+                } else if meta.path.is_ident("version")
+                    || meta.path.is_ident("generated")
+                    || meta.path.is_ident("skip_update")
+                {
                     cx.error(
                         &meta.path,
                         format!(
@@ -126,6 +131,12 @@ pub fn field(cx: &mut Ctxt, attrs: &[Attribute]) -> Field {
                     let ident = meta.path.require_ident()?.clone();
                     if first_time(cx, &mut seen, &meta.path) {
                         out.version = Some(ident);
+                    }
+                // #[occ(version, generated)]
+                } else if meta.path.is_ident("generated") {
+                    let ident = meta.path.require_ident()?.clone();
+                    if first_time(cx, &mut seen, &meta.path) {
+                        out.generated = Some(ident);
                     }
                 // #[occ(skip_update)]
                 } else if meta.path.is_ident("skip_update") {

@@ -53,12 +53,21 @@ pub fn roles<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Option<Roles<'i, 'a
             None => cx.error(
                 &input.original.ident,
                 problem,
-                "mark the field that holds the row's version with #[occ(version)] (an i16, i32, i64 or chrono::NaiveDateTime column)",
+                "mark the field that holds the row's version with #[occ(version)] (an integer, timestamp or UUID column)",
             ),
         }
         return None;
     };
     check_version_type(cx, version);
+    for field in &input.fields {
+        if let (Some(generated), None) = (&field.attrs.generated, &field.attrs.version) {
+            cx.error(
+                generated,
+                format!("`generated` is on `{}`, which is not the version", field.ident),
+                "`generated` says the database sets the version: write #[occ(version, generated)] on the version field",
+            );
+        }
+    }
 
     let keys = key_fields(cx, input);
     for key in &keys {
@@ -161,7 +170,7 @@ fn key_fields<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Vec<&'i Field<'a>>
 /// other type that is not a version meets the `occ::Version` bound, whose
 /// message lists the supported types.
 fn check_version_type(cx: &mut Ctxt, field: &Field<'_>) {
-    const HELP: &str = "use an i16, i32, i64 or chrono::NaiveDateTime (occ's `chrono` feature) column as the version";
+    const HELP: &str = "use an integer (i16, i32, i64), a timestamp (chrono or time, with occ's feature of that name) or a uuid::Uuid column as the version";
     let name = field.ident;
     let (problem, help) = match field.ty {
         Type::Path(path) => match path.path.segments.last() {

@@ -142,6 +142,7 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
     // user's module would turn a binding into a pattern (even at mixed-site).
     let (key_arg, version_arg) = (local("__occ_key"), local("__occ_version"));
     let version_field = roles.version.ident;
+    let generated = roles.version.attrs.generated.is_some();
     let version_ty = roles.version.ty;
     let version_col = column(roles.version);
     let version_eq_ty = quote!(#diesel::dsl::Eq<#version_col, #version_ty>);
@@ -235,6 +236,7 @@ fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {
                 type WritableValues = (#(#writable_value_tys,)*);
 
                 const TABLE_NAME: &'static str = #table_name;
+                const VERSION_GENERATED: bool = #generated;
                 const KEY_COLUMNS: &'static [&'static str] =
                     &[#(<#key_columns as #diesel::query_source::Column>::NAME,)*];
                 const WRITABLE_COLUMNS: &'static [&'static str] =

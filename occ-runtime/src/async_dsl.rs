@@ -17,8 +17,8 @@ use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateStatement,
-    VersionProbe,
+    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateReturning,
+    UpdateStatement, VersionProbe,
 };
 use crate::transaction::step;
 use crate::version::Version;
@@ -57,18 +57,18 @@ pub trait AsyncOptimisticDsl:
     where
         C: AsyncOccConnection,
         UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'static, C, Self::Version> + 'static,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
     {
         async move {
             let next = self.version().next();
             let (key, changes) = (self.key(), self.changeset());
             let expected = self.version();
-            step::<NonBlocking, C, _>(conn, async |conn| {
-                write::update::<Self, NonBlocking, C, _>(conn, key, expected, changes, next.clone())
-                    .await
+            let stored = step::<NonBlocking, C, _>(conn, async |conn| {
+                write::update::<Self, NonBlocking, C, _>(conn, key, expected, changes, next).await
             })
             .await?;
-            self.set_version(next);
+            self.set_version(stored);
             Ok(())
         }
     }
@@ -87,6 +87,8 @@ pub trait AsyncOptimisticDsl:
         UpdateOrCurrent<Self, Self::Changeset, C::Backend>:
             LoadQuery<'static, C, (Self, bool)> + Send + 'static,
         UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'static, C, Self::Version> + 'static,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
         CurrentRow<Self, C::Backend>: LoadQuery<'static, C, Self> + Send + 'static,
     {
         async move {
@@ -95,19 +97,18 @@ pub trait AsyncOptimisticDsl:
             let expected = self.version();
             let current = step::<NonBlocking, C, _>(conn, async |conn| {
                 write::update_or_current::<Self, NonBlocking, C, C::Backend, _>(
-                    conn,
-                    key,
-                    expected,
-                    changes,
-                    next.clone(),
+                    conn, key, expected, changes, next,
                 )
                 .await
             })
             .await?;
-            if current.is_none() {
-                self.set_version(next);
+            match current {
+                Ok(stored) => {
+                    self.set_version(stored);
+                    Ok(None)
+                }
+                Err(current) => Ok(Some(current)),
             }
-            Ok(current)
         }
     }
 
@@ -131,18 +132,18 @@ pub trait AsyncOptimisticDsl:
     where
         C: AsyncOccConnection,
         UpdateStatement<Self, ()>: ExecuteDsl<C>,
+        UpdateReturning<Self, ()>: LoadQuery<'static, C, Self::Version> + 'static,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
     {
         async move {
             let next = self.version().next();
             let key = self.key();
             let expected = self.version();
-            step::<NonBlocking, C, _>(conn, async |conn| {
-                write::update::<Self, NonBlocking, C, _>(conn, key, expected, (), next.clone())
-                    .await
+            let stored = step::<NonBlocking, C, _>(conn, async |conn| {
+                write::update::<Self, NonBlocking, C, _>(conn, key, expected, (), next).await
             })
             .await?;
-            self.set_version(next);
+            self.set_version(stored);
             Ok(())
         }
     }
@@ -160,6 +161,7 @@ pub trait AsyncOptimisticDsl:
         BatchUpdate<Self>: LoadQuery<'static, C, i32> + 'static,
         BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)> + 'static,
         UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'static, C, Self::Version> + 'static,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
     {
         update_all(conn, models, Partial::Commit)
@@ -177,6 +179,7 @@ pub trait AsyncOptimisticDsl:
         BatchUpdate<Self>: LoadQuery<'static, C, i32> + 'static,
         BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)> + 'static,
         UpdateStatement<Self, Self::Changeset>: ExecuteDsl<C>,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'static, C, Self::Version> + 'static,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
     {
         async move { update_all(conn, models, Partial::RollBack).await.map(drop) }
@@ -254,23 +257,16 @@ pub trait AsyncOptimisticDsl:
         C: AsyncOccConnection,
         S: AsChangeset<Target = Self::Table, Changeset: Send>,
         UpdateStatement<Self, S::Changeset>: ExecuteDsl<C>,
+        UpdateReturning<Self, S::Changeset>: LoadQuery<'static, C, Self::Version> + 'static,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version> + 'static,
     {
         let changes = changes.as_changeset();
         async move {
             let next = expected.next();
             step::<NonBlocking, C, _>(conn, async |conn| {
-                write::update::<Self, NonBlocking, C, _>(
-                    conn,
-                    key,
-                    &expected,
-                    changes,
-                    next.clone(),
-                )
-                .await
+                write::update::<Self, NonBlocking, C, _>(conn, key, &expected, changes, next).await
             })
-            .await?;
-            Ok(next)
+            .await
         }
     }
 
@@ -331,6 +327,7 @@ where
     BatchUpdate<M>: LoadQuery<'static, C, i32> + 'static,
     BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)> + 'static,
     UpdateStatement<M, M::Changeset>: ExecuteDsl<C>,
+    UpdateReturning<M, M::Changeset>: LoadQuery<'static, C, M::Version> + 'static,
     VersionProbe<M>: LoadQuery<'static, C, M::Version> + 'static,
 {
     let shared: &[M] = models;

@@ -23,7 +23,9 @@ use crate::backend::sealed::Hooks;
 use crate::error::OccError;
 use crate::exec::{depth, Exec, Execute, Load};
 use crate::model::Optimistic;
-use crate::query::{delete_statement, DeleteStatement, UpdateStatement, VersionProbe};
+use crate::query::{
+    delete_statement, DeleteStatement, UpdateReturning, UpdateStatement, VersionProbe,
+};
 use crate::transaction;
 use crate::version::Version;
 use crate::write::{self, Outcome};
@@ -170,13 +172,37 @@ where
     BatchUpdate<M>: Load<C, K, i32>,
     BatchProbe<M>: Load<C, K, (i32, Option<M::Version>)>,
     UpdateStatement<M, M::Changeset>: Execute<C, K>,
+    UpdateReturning<M, M::Changeset>: Load<C, K, M::Version>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
     distinct(models)?;
     let nexts: Vec<M::Version> = models.iter().map(|m| m.version().next()).collect();
     let nexts = &nexts;
     let mut body = async |conn: &mut C| {
-        let found = if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+        // A version the database sets is read back row by row.
+        if M::VERSION_GENERATED || !<C::Db as Hooks>::WRITES_RETURN_ROWS {
+            let mut outcomes = Vec::with_capacity(models.len());
+            for (model, next) in models.iter().zip(nexts) {
+                let outcome = write::update_outcome::<M, K, C, _>(
+                    conn,
+                    model.key(),
+                    model.version(),
+                    model.changeset(),
+                    next.clone(),
+                )
+                .await?;
+                outcomes.push(match outcome {
+                    Ok(stored) => RowOutcome::Written(stored),
+                    Err(failed) if partial == Partial::RollBack => {
+                        return Err(row_error(model, failed));
+                    }
+                    Err(Outcome::Conflict(actual)) => RowOutcome::Conflict(actual),
+                    Err(_) => RowOutcome::Missing,
+                });
+            }
+            return Ok(outcomes);
+        }
+        let found = {
             let rows = chunk_rows(3 + M::KEY_COLUMNS.len() + M::WRITABLE_COLUMNS.len());
             let mut found = Vec::with_capacity(models.len());
             for start in (0..models.len()).step_by(rows) {
@@ -184,18 +210,6 @@ where
                 let statement = BatchUpdate::<M>::new(chunk, &nexts[start..], start);
                 let written = statement.load_all(conn).await?;
                 found.extend(probe_unwritten::<M, K, C>(conn, chunk, start, written).await?);
-            }
-            found
-        } else {
-            let mut found = Vec::with_capacity(models.len());
-            for (model, next) in models.iter().zip(nexts) {
-                let statement = UpdateStatement::<M, M::Changeset>::new(
-                    model.key(),
-                    model.version().clone(),
-                    model.changeset(),
-                    next.clone(),
-                );
-                found.push(write::outcome::<M, K, C, _>(conn, statement, model.key()).await?);
             }
             found
         };

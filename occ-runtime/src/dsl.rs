@@ -14,8 +14,8 @@ use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateStatement,
-    VersionProbe,
+    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateReturning,
+    UpdateStatement, VersionProbe,
 };
 use crate::version::Version;
 use crate::write;
@@ -34,21 +34,22 @@ pub trait OptimisticDsl: Optimistic {
     ///
     /// One round trip on success. On success `self`'s version field holds the
     /// new version; on failure nothing is written and `self` is unchanged.
-    fn update_versioned<C>(&mut self, conn: &mut C) -> Result<(), OccError>
+    fn update_versioned<'q, C>(&mut self, conn: &mut C) -> Result<(), OccError>
     where
-        C: Connection + LoadConnection,
+        C: OccConnection,
         UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let next = self.version().next();
-        block_on(write::update::<Self, Blocking, C, _>(
+        let stored = block_on(write::update::<Self, Blocking, C, _>(
             conn,
             self.key(),
             self.version(),
             self.changeset(),
-            next.clone(),
+            next,
         ))?;
-        self.set_version(next);
+        self.set_version(stored);
         Ok(())
     }
 
@@ -65,28 +66,33 @@ pub trait OptimisticDsl: Optimistic {
     /// `reload`).
     ///
     /// The README's "Conflicts with the current row" shows it at work.
-    fn update_versioned_or_current<C>(&mut self, conn: &mut C) -> Result<Option<Self>, OccError>
+    fn update_versioned_or_current<'q, C>(&mut self, conn: &mut C) -> Result<Option<Self>, OccError>
     where
         C: OccConnection,
         Self: Selectable<C::Backend>,
         UpdateOrCurrent<Self, Self::Changeset, C::Backend>: LoadQuery<'static, C, (Self, bool)>,
         UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
+        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
         CurrentRow<Self, C::Backend>: LoadQuery<'static, C, Self>,
     {
         let next = self.version().next();
-        let current = block_on(
+        let written = block_on(
             write::update_or_current::<Self, Blocking, C, C::Backend, _>(
                 conn,
                 self.key(),
                 self.version(),
                 self.changeset(),
-                next.clone(),
+                next,
             ),
         )?;
-        if current.is_none() {
-            self.set_version(next);
+        match written {
+            Ok(stored) => {
+                self.set_version(stored);
+                Ok(None)
+            }
+            Err(current) => Ok(Some(current)),
         }
-        Ok(current)
     }
 
     /// Deletes the row if it still has the version this model holds.
@@ -108,21 +114,22 @@ pub trait OptimisticDsl: Optimistic {
     /// Moves the version forward without writing anything else, if the row still
     /// has the version this model holds: marks an aggregate as changed when only
     /// its children were written, so concurrent writers of the aggregate conflict.
-    fn bump_version<C>(&mut self, conn: &mut C) -> Result<(), OccError>
+    fn bump_version<'q, C>(&mut self, conn: &mut C) -> Result<(), OccError>
     where
-        C: Connection + LoadConnection,
+        C: OccConnection,
         UpdateStatement<Self, ()>: QueryFragment<C::Backend> + QueryId,
+        UpdateReturning<Self, ()>: LoadQuery<'q, C, Self::Version>,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let next = self.version().next();
-        block_on(write::update::<Self, Blocking, C, _>(
+        let stored = block_on(write::update::<Self, Blocking, C, _>(
             conn,
             self.key(),
             self.version(),
             (),
-            next.clone(),
+            next,
         ))?;
-        self.set_version(next);
+        self.set_version(stored);
         Ok(())
     }
 
@@ -141,7 +148,7 @@ pub trait OptimisticDsl: Optimistic {
     /// ([`OccError::DuplicateInBatch`]) before anything is sent.
     ///
     /// The README's "Many rows at once" shows it at work.
-    fn update_versioned_all<C>(
+    fn update_versioned_all<'q, C>(
         conn: &mut C,
         models: &mut [Self],
     ) -> Result<BatchReport<Self>, OccError>
@@ -150,6 +157,7 @@ pub trait OptimisticDsl: Optimistic {
         BatchUpdate<Self>: LoadQuery<'static, C, i32>,
         BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
         UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         update_all(conn, models, Partial::Commit)
@@ -160,12 +168,16 @@ pub trait OptimisticDsl: Optimistic {
     /// ([`OccError::Conflict`] or [`OccError::NotFound`], as its single
     /// write would say), and every model is left unchanged. Otherwise as
     /// [`update_versioned_all`](Self::update_versioned_all).
-    fn update_versioned_all_or_nothing<C>(conn: &mut C, models: &mut [Self]) -> Result<(), OccError>
+    fn update_versioned_all_or_nothing<'q, C>(
+        conn: &mut C,
+        models: &mut [Self],
+    ) -> Result<(), OccError>
     where
         C: OccConnection,
         BatchUpdate<Self>: LoadQuery<'static, C, i32>,
         BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
         UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
+        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         update_all(conn, models, Partial::RollBack).map(drop)
@@ -227,16 +239,17 @@ pub trait OptimisticDsl: Optimistic {
     /// Applies `changes` (any diesel `AsChangeset` for the model's table) and the
     /// next version to the row with `key`, if it has version `expected`; returns
     /// the new version.
-    fn update_if_version<C, S>(
+    fn update_if_version<'q, C, S>(
         conn: &mut C,
         key: Self::Key,
         expected: Self::Version,
         changes: S,
     ) -> Result<Self::Version, OccError>
     where
-        C: Connection + LoadConnection,
+        C: OccConnection,
         S: AsChangeset<Target = Self::Table>,
         UpdateStatement<Self, S::Changeset>: QueryFragment<C::Backend> + QueryId,
+        UpdateReturning<Self, S::Changeset>: LoadQuery<'q, C, Self::Version>,
         VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
     {
         let next = expected.next();
@@ -245,9 +258,8 @@ pub trait OptimisticDsl: Optimistic {
             key,
             &expected,
             changes.as_changeset(),
-            next.clone(),
-        ))?;
-        Ok(next)
+            next,
+        ))
     }
 
     /// The row with `key`, to lock with the builders of [`LockDsl`]:
@@ -286,7 +298,7 @@ impl<M: Optimistic> OptimisticDsl for M {}
 
 /// The batch update behind both forms: the report, with the new versions
 /// stored in the models written.
-fn update_all<M, C>(
+fn update_all<'q, M, C>(
     conn: &mut C,
     models: &mut [M],
     partial: Partial,
@@ -297,6 +309,7 @@ where
     BatchUpdate<M>: LoadQuery<'static, C, i32>,
     BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)>,
     UpdateStatement<M, M::Changeset>: QueryFragment<C::Backend> + QueryId,
+    UpdateReturning<M, M::Changeset>: LoadQuery<'q, C, M::Version>,
     VersionProbe<M>: LoadQuery<'static, C, M::Version>,
 {
     let outcomes = block_on(batch::update_all::<M, Blocking, C>(conn, models, partial))?;

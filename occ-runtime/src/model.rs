@@ -39,6 +39,10 @@ pub trait Optimistic: Sized {
 
     /// The table's name, for errors.
     const TABLE_NAME: &'static str;
+    /// Whether the database sets the version (`#[occ(version, generated)]`):
+    /// writes check it but do not set it, and read back what the database
+    /// stored.
+    const VERSION_GENERATED: bool;
     /// The key columns' names.
     const KEY_COLUMNS: &'static [&'static str];
     /// The names of the columns a full versioned update writes.

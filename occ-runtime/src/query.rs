@@ -72,12 +72,22 @@ where
         self.table.walk_ast(out.reborrow())?;
         out.push_sql(" SET ");
         // An empty changeset (bump_version, or a model whose every field is a key
-        // or skipped) leaves only the version assignment.
-        if !self.changes.is_noop(out.backend())? {
+        // or skipped) leaves only the version assignment; a version the
+        // database sets leaves only the changes.
+        let changes = !self.changes.is_noop(out.backend())?;
+        if changes {
             self.changes.walk_ast(out.reborrow())?;
-            out.push_sql(", ");
         }
-        self.bump.walk_ast(out.reborrow())?;
+        if !self.bump.is_noop(out.backend())? {
+            if changes {
+                out.push_sql(", ");
+            }
+            self.bump.walk_ast(out.reborrow())?;
+        } else if !changes {
+            // Nothing to write but the row must be touched: `version =
+            // version`, which the database's trigger then replaces.
+            self.bump.walk_ast(out.reborrow())?;
+        }
         out.push_sql(" WHERE ");
         self.key.walk_ast(out.reborrow())?;
         out.push_sql(" AND ");
@@ -124,9 +134,63 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_identifier(M::VersionColumn::NAME)?;
         out.push_sql(" = ");
-        out.push_bind_param::<VersionSqlType<M>, M::Version>(&self.value)
+        if M::VERSION_GENERATED {
+            out.push_identifier(M::VersionColumn::NAME)
+        } else {
+            out.push_bind_param::<VersionSqlType<M>, M::Version>(&self.value)
+        }
+    }
+
+    /// A version the database sets is not assigned by the write.
+    fn is_noop(&self, _: &DB) -> QueryResult<bool> {
+        Ok(M::VERSION_GENERATED)
     }
 }
+
+/// A versioned update that hands back the version the row holds after it
+/// (`RETURNING version`): for a version the database sets, on PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct ReturningVersion<U, M> {
+    update: U,
+    model: core::marker::PhantomData<fn() -> M>,
+}
+
+/// The versioned update of model `M` with changeset `S`, returning the
+/// version stored.
+pub type UpdateReturning<M, S> = ReturningVersion<UpdateStatement<M, S>, M>;
+
+impl<M: Optimistic, S> UpdateReturning<M, S> {
+    pub(crate) fn new(update: UpdateStatement<M, S>) -> Self {
+        Self {
+            update,
+            model: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<U, M: Optimistic> Query for ReturningVersion<U, M> {
+    type SqlType = VersionSqlType<M>;
+}
+
+impl<U, M, DB> QueryFragment<DB> for ReturningVersion<U, M>
+where
+    DB: Backend,
+    U: QueryFragment<DB>,
+    M: Optimistic,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.update.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING ");
+        out.push_identifier(M::VersionColumn::NAME)
+    }
+}
+
+impl<U, M> QueryId for ReturningVersion<U, M> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<U, M, C> RunQueryDsl<C> for ReturningVersion<U, M> {}
 
 impl<M: Optimistic> core::fmt::Debug for SetVersion<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -4,13 +4,14 @@
 
 use crate::backend::sealed::Hooks;
 use crate::error::OccError;
-use crate::exec::{Exec, Execute, Load};
+use crate::exec::{depth, Exec, Execute, Load};
 use crate::model::Optimistic;
 use crate::query::{
     find_statement, CurrentRead, CurrentRow, FindStatement, SelectByKey, UpdateOrCurrent,
-    UpdateStatement, VersionProbe,
+    UpdateReturning, UpdateStatement, VersionProbe,
 };
 use crate::trace;
+use crate::transaction::transaction_at;
 
 /// What a versioned write's row count says.
 enum Written {
@@ -111,30 +112,127 @@ where
 {
     Ok(match written::<M>(statement.send(conn).await?, &key)? {
         Written::Done => Outcome::Done,
-        Written::Probe => match probe::<M>(key).load_first(conn).await? {
-            Some(actual) => Outcome::Conflict(actual),
-            None => Outcome::Missing,
-        },
+        Written::Probe => current_version::<M, K, C>(conn, key).await?,
     })
 }
 
 /// The versioned update of the row with `key` from `expected` to `next`,
 /// writing `changes`: the one path behind `update_versioned`, `bump_version`
-/// and `update_if_version`.
+/// and `update_if_version`. Returns the version the row holds now: `next`,
+/// or what the database stored for a version it sets.
 pub(crate) async fn update<M, K, C, S>(
     conn: &mut C,
     key: M::Key,
     expected: &M::Version,
     changes: S,
     next: M::Version,
-) -> Result<(), OccError>
+) -> Result<M::Version, OccError>
 where
     M: Optimistic,
+    C: Exec<K, Db: Hooks>,
     UpdateStatement<M, S>: Execute<C, K>,
+    UpdateReturning<M, S>: Load<C, K, M::Version>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    let statement = UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next);
-    execute::<M, K, C, _>(conn, statement, key, expected).await
+    match update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next).await? {
+        Ok(version) => Ok(version),
+        Err(failed) => {
+            let error = failure::<M>(failed, &key, expected);
+            trace::failed(&error);
+            Err(error)
+        }
+    }
+}
+
+/// What a versioned update did: the version the row holds after it, or why
+/// it wrote nothing.
+pub(crate) async fn update_outcome<M, K, C, S>(
+    conn: &mut C,
+    key: M::Key,
+    expected: &M::Version,
+    changes: S,
+    next: M::Version,
+) -> Result<Result<M::Version, Outcome<M::Version>>, OccError>
+where
+    M: Optimistic,
+    C: Exec<K, Db: Hooks>,
+    UpdateStatement<M, S>: Execute<C, K>,
+    UpdateReturning<M, S>: Load<C, K, M::Version>,
+    VersionProbe<M>: Load<C, K, M::Version>,
+{
+    let statement =
+        UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next.clone());
+    if !M::VERSION_GENERATED {
+        return Ok(match outcome::<M, K, C, _>(conn, statement, key).await? {
+            Outcome::Done => Ok(next),
+            failed => Err(failed),
+        });
+    }
+    // The database sets the version: PostgreSQL hands it back from the
+    // write itself.
+    if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+        let mut stored = UpdateReturning::<M, S>::new(statement)
+            .load_all(conn)
+            .await?;
+        return match stored.len() {
+            1 => Ok(Ok(stored.pop().expect("one row"))),
+            0 => Ok(Err(current_version::<M, K, C>(conn, key).await?)),
+            rows => Err(OccError::KeyNotUnique {
+                table: M::TABLE_NAME,
+                key: M::describe_key(&key),
+                rows,
+            }),
+        };
+    }
+    // Elsewhere the write, then a read of what it stored, in one
+    // transaction: the row stays locked (MySQL) or the database stays
+    // written (SQLite) between the two, so the version read is this write's.
+    // The statement is handed to the one attempt through a lock, which
+    // keeps the attempt's future free of borrows from the body.
+    let statement = std::sync::Mutex::new(Some(statement));
+    let mut body = async |conn: &mut C| {
+        let statement = statement
+            .lock()
+            .map_err(|_| unrepeatable())?
+            .take()
+            .ok_or_else(unrepeatable)?;
+        Ok(
+            match outcome::<M, K, C, _>(conn, statement, key.clone()).await? {
+                Outcome::Done => match probe::<M>(key.clone()).load_first(conn).await? {
+                    Some(stored) => Ok(stored),
+                    None => Err(Outcome::Missing),
+                },
+                failed => Err(failed),
+            },
+        )
+    };
+    if depth::<K, C>(conn)? == 0 {
+        transaction_at(conn, None, &mut body).await
+    } else {
+        body(conn).await
+    }
+}
+
+/// A write's statement was asked for twice; the transaction runs its body once.
+fn unrepeatable() -> OccError {
+    OccError::Database(diesel::result::Error::QueryBuilderError(
+        "a versioned write ran twice in one transaction".into(),
+    ))
+}
+
+/// Why a write that matched nothing failed: the version found, or no row.
+async fn current_version<M, K, C>(
+    conn: &mut C,
+    key: M::Key,
+) -> Result<Outcome<M::Version>, OccError>
+where
+    M: Optimistic,
+    VersionProbe<M>: Load<C, K, M::Version>,
+{
+    Ok(match probe::<M>(key).load_first(conn).await? {
+        Some(actual) => Outcome::Conflict(actual),
+        None => Outcome::Missing,
+    })
 }
 
 /// The versioned update of the row with `key` from `expected` to `next`;
@@ -147,37 +245,48 @@ pub(crate) async fn update_or_current<M, K, C, DB, S>(
     expected: &M::Version,
     changes: S,
     next: M::Version,
-) -> Result<Option<M>, OccError>
+) -> Result<Result<M::Version, M>, OccError>
 where
     M: Optimistic + diesel::Selectable<DB>,
     DB: diesel::backend::Backend,
     C: Exec<K, Db: Hooks>,
     UpdateOrCurrent<M, S, DB>: Load<C, K, (M, bool)>,
     UpdateStatement<M, S>: Execute<C, K>,
+    UpdateReturning<M, S>: Load<C, K, M::Version>,
+    VersionProbe<M>: Load<C, K, M::Version>,
     CurrentRow<M, DB>: Load<C, K, M>,
 {
-    if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+    if M::VERSION_GENERATED {
+        // The version the database stores must be read back: the update's
+        // own path, then the row on a conflict.
+        match update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next).await? {
+            Ok(stored) => return Ok(Ok(stored)),
+            Err(Outcome::Missing) => return Err(not_found::<M>(&key)),
+            Err(_) => {}
+        }
+    } else if <C::Db as Hooks>::WRITES_RETURN_ROWS {
         let statement =
-            UpdateOrCurrent::<M, S, DB>::new(key.clone(), expected.clone(), changes, next);
+            UpdateOrCurrent::<M, S, DB>::new(key.clone(), expected.clone(), changes, next.clone());
         match statement.load_first(conn).await? {
-            Some((_, true)) => return Ok(None),
-            Some((current, false)) if current.version() != expected => return Ok(Some(current)),
+            Some((_, true)) => return Ok(Ok(next)),
+            Some((current, false)) if current.version() != expected => return Ok(Err(current)),
             None => return Err(not_found::<M>(&key)),
             // The statement's snapshot is older than the row its update
             // waited for and found changed: read the row as it is now.
             Some(_) => {}
         }
     } else {
-        let statement = UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next);
+        let statement =
+            UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next.clone());
         if let Written::Done = written::<M>(statement.send(conn).await?, &key)? {
-            return Ok(None);
+            return Ok(Ok(next));
         }
     }
     let current = find_statement::<M, DB, _>(key.clone(), CurrentRead)
         .load_first(conn)
         .await?;
     match current {
-        Some(current) => Ok(Some(current)),
+        Some(current) => Ok(Err(current)),
         None => Err(not_found::<M>(&key)),
     }
 }

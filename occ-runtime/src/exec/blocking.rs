@@ -2,7 +2,7 @@
 //! called, and the future returned is ready.
 
 use alloc::borrow::Cow;
-use core::future::{ready, Future};
+use core::future::{ready, Future, Ready};
 use core::time::Duration;
 
 use diesel::connection::{
@@ -79,16 +79,22 @@ where
     }
 }
 
-impl<C, Q, U> Load<C, Blocking, U> for Q
+// Any lifetime: a statement that carries a model's borrowed values (a
+// versioned update returning its version) loads as well as an owned one.
+impl<'q, C, Q, U> Load<C, Blocking, U> for Q
 where
     C: Connection,
-    Q: RunQueryDsl<C> + LoadQuery<'static, C, U>,
+    Q: RunQueryDsl<C> + LoadQuery<'q, C, U>,
 {
-    fn load_all(self, conn: &mut C) -> impl Future<Output = QueryResult<Vec<U>>> {
+    // Named futures, not `impl Future`: an opaque type would capture `'q`,
+    // which nothing else constrains.
+    #[allow(refining_impl_trait)]
+    fn load_all(self, conn: &mut C) -> Ready<QueryResult<Vec<U>>> {
         ready(self.load(conn))
     }
 
-    fn load_first(self, conn: &mut C) -> impl Future<Output = QueryResult<Option<U>>> {
+    #[allow(refining_impl_trait)]
+    fn load_first(self, conn: &mut C) -> Ready<QueryResult<Option<U>>> {
         ready(self.get_result(conn).optional())
     }
 }
