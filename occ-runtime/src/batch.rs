@@ -349,15 +349,74 @@ type VersionSqlType<M> = <<M as Optimistic>::VersionColumn as Expression>::SqlTy
 /// ```
 pub struct BatchUpdate<M: Optimistic> {
     table: M::Table,
-    rows: Vec<UpdateRow<M>>,
+    rows: Vec<ValuesRow<M::KeyValues, UpdateValues<M>>>,
 }
 
-struct UpdateRow<M: Optimistic> {
+/// What a row of a batch update carries after its key: the writable values,
+/// the version expected and the next one.
+type UpdateValues<M> = (
+    <M as Optimistic>::WritableValues,
+    VersionBind<M>,
+    VersionBind<M>,
+);
+
+/// One row of a batch statement's `VALUES`: `($index, key.., rest..)`.
+struct ValuesRow<K, R> {
     index: i32,
-    key: M::KeyValues,
-    values: M::WritableValues,
-    expected: M::Version,
-    next: M::Version,
+    key: K,
+    rest: R,
+}
+
+impl<K, R, DB> QueryFragment<DB> for ValuesRow<K, R>
+where
+    DB: Backend,
+    K: QueryFragment<DB>,
+    R: QueryFragment<DB>,
+    i32: ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("(");
+        out.push_bind_param::<Integer, i32>(&self.index)?;
+        out.push_sql(", ");
+        self.key.walk_ast(out.reborrow())?;
+        if !self.rest.is_noop(out.backend())? {
+            out.push_sql(", ");
+            self.rest.walk_ast(out.reborrow())?;
+        }
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// A version as a bind parameter of its column's type.
+struct VersionBind<M: Optimistic>(M::Version);
+
+impl<M, DB> QueryFragment<DB> for VersionBind<M>
+where
+    M: Optimistic,
+    DB: Backend + HasSqlType<VersionSqlType<M>>,
+    M::Version: ToSql<VersionSqlType<M>, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_bind_param::<VersionSqlType<M>, M::Version>(&self.0)
+    }
+}
+
+/// `(VALUES row, ..)`
+fn values<'b, DB, T>(out: &mut AstPass<'_, 'b, DB>, rows: &'b [T]) -> QueryResult<()>
+where
+    DB: Backend,
+    T: QueryFragment<DB>,
+{
+    out.push_sql("(VALUES ");
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push_sql(", ");
+        }
+        row.walk_ast(out.reborrow())?;
+    }
+    out.push_sql(")");
+    Ok(())
 }
 
 impl<M: Optimistic> BatchUpdate<M> {
@@ -366,12 +425,14 @@ impl<M: Optimistic> BatchUpdate<M> {
             .iter()
             .zip(nexts)
             .enumerate()
-            .map(|(i, (model, next))| UpdateRow {
+            .map(|(i, (model, next))| ValuesRow {
                 index: index(start + i),
                 key: model.key_values(),
-                values: model.writable_values(),
-                expected: model.version().clone(),
-                next: next.clone(),
+                rest: (
+                    model.writable_values(),
+                    VersionBind(model.version().clone()),
+                    VersionBind(next.clone()),
+                ),
             })
             .collect();
         Self {
@@ -427,6 +488,28 @@ fn alias<DB: Backend>(
     Ok(())
 }
 
+/// ` WHERE t.key = occ_v.key AND t.version = occ_v.occ_expected RETURNING
+/// occ_v.occ_index`: the rows of a batch write that still had their
+/// version, named by their place in the batch.
+fn matched_and_returned<'b, M, DB>(
+    out: &mut AstPass<'_, 'b, DB>,
+    table: &'b M::Table,
+) -> QueryResult<()>
+where
+    M: Optimistic,
+    DB: Backend,
+    M::Table: QueryFragment<DB>,
+{
+    out.push_sql(" WHERE ");
+    join_on_key::<M, DB>(out, table)?;
+    out.push_sql(" AND ");
+    from_table(out, table, M::VersionColumn::NAME)?;
+    out.push_sql(" = ");
+    from_values(out, EXPECTED)?;
+    out.push_sql(" RETURNING ");
+    from_values(out, INDEX)
+}
+
 /// `t.key = occ_v.key AND ..`
 fn join_on_key<'b, M, DB>(out: &mut AstPass<'_, 'b, DB>, table: &'b M::Table) -> QueryResult<()>
 where
@@ -469,34 +552,12 @@ where
         out.push_identifier(version)?;
         out.push_sql(" = ");
         from_values(&mut out, NEXT)?;
-        out.push_sql(" FROM (VALUES ");
-        for (i, row) in self.rows.iter().enumerate() {
-            out.push_sql(if i == 0 { "(" } else { ", (" });
-            out.push_bind_param::<Integer, i32>(&row.index)?;
-            out.push_sql(", ");
-            row.key.walk_ast(out.reborrow())?;
-            if !M::WRITABLE_COLUMNS.is_empty() {
-                out.push_sql(", ");
-                row.values.walk_ast(out.reborrow())?;
-            }
-            out.push_sql(", ");
-            out.push_bind_param::<VersionSqlType<M>, M::Version>(&row.expected)?;
-            out.push_sql(", ");
-            out.push_bind_param::<VersionSqlType<M>, M::Version>(&row.next)?;
-            out.push_sql(")");
-        }
-        out.push_sql(")");
+        out.push_sql(" FROM ");
+        values(&mut out, &self.rows)?;
         let mut rest = M::WRITABLE_COLUMNS.to_vec();
         rest.extend([EXPECTED, NEXT]);
         alias(&mut out, M::KEY_COLUMNS, &rest)?;
-        out.push_sql(" WHERE ");
-        join_on_key::<M, DB>(&mut out, &self.table)?;
-        out.push_sql(" AND ");
-        from_table(&mut out, &self.table, version)?;
-        out.push_sql(" = ");
-        from_values(&mut out, EXPECTED)?;
-        out.push_sql(" RETURNING ");
-        from_values(&mut out, INDEX)
+        matched_and_returned::<M, DB>(&mut out, &self.table)
     }
 }
 
@@ -510,7 +571,7 @@ where
 /// ```
 pub struct BatchDelete<M: Optimistic> {
     table: M::Table,
-    rows: Vec<(i32, M::KeyValues, M::Version)>,
+    rows: Vec<ValuesRow<M::KeyValues, VersionBind<M>>>,
 }
 
 impl<M: Optimistic> BatchDelete<M> {
@@ -518,12 +579,10 @@ impl<M: Optimistic> BatchDelete<M> {
         let rows = models
             .iter()
             .enumerate()
-            .map(|(i, model)| {
-                (
-                    index(start + i),
-                    model.key_values(),
-                    model.version().clone(),
-                )
+            .map(|(i, model)| ValuesRow {
+                index: index(start + i),
+                key: model.key_values(),
+                rest: VersionBind(model.version().clone()),
             })
             .collect();
         Self {
@@ -545,26 +604,10 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("DELETE FROM ");
         self.table.walk_ast(out.reborrow())?;
-        out.push_sql(" USING (VALUES ");
-        for (i, (index, key, expected)) in self.rows.iter().enumerate() {
-            out.push_sql(if i == 0 { "(" } else { ", (" });
-            out.push_bind_param::<Integer, i32>(index)?;
-            out.push_sql(", ");
-            key.walk_ast(out.reborrow())?;
-            out.push_sql(", ");
-            out.push_bind_param::<VersionSqlType<M>, M::Version>(expected)?;
-            out.push_sql(")");
-        }
-        out.push_sql(")");
+        out.push_sql(" USING ");
+        values(&mut out, &self.rows)?;
         alias(&mut out, M::KEY_COLUMNS, &[EXPECTED])?;
-        out.push_sql(" WHERE ");
-        join_on_key::<M, DB>(&mut out, &self.table)?;
-        out.push_sql(" AND ");
-        from_table(&mut out, &self.table, M::VersionColumn::NAME)?;
-        out.push_sql(" = ");
-        from_values(&mut out, EXPECTED)?;
-        out.push_sql(" RETURNING ");
-        from_values(&mut out, INDEX)
+        matched_and_returned::<M, DB>(&mut out, &self.table)
     }
 }
 
@@ -577,7 +620,7 @@ where
 /// ```
 pub struct BatchProbe<M: Optimistic> {
     table: M::Table,
-    rows: Vec<(i32, M::KeyValues)>,
+    rows: Vec<ValuesRow<M::KeyValues, ()>>,
 }
 
 impl<M: Optimistic> BatchProbe<M> {
@@ -586,7 +629,11 @@ impl<M: Optimistic> BatchProbe<M> {
         M: 'm,
     {
         let rows = rows
-            .map(|(model, i)| (index(i), model.key_values()))
+            .map(|(model, i)| ValuesRow {
+                index: index(i),
+                key: model.key_values(),
+                rest: (),
+            })
             .collect();
         Self {
             table: M::Table::default(),
@@ -608,15 +655,8 @@ where
         from_values(&mut out, INDEX)?;
         out.push_sql(", ");
         from_table(&mut out, &self.table, M::VersionColumn::NAME)?;
-        out.push_sql(" FROM (VALUES ");
-        for (i, (index, key)) in self.rows.iter().enumerate() {
-            out.push_sql(if i == 0 { "(" } else { ", (" });
-            out.push_bind_param::<Integer, i32>(index)?;
-            out.push_sql(", ");
-            key.walk_ast(out.reborrow())?;
-            out.push_sql(")");
-        }
-        out.push_sql(")");
+        out.push_sql(" FROM ");
+        values(&mut out, &self.rows)?;
         alias(&mut out, M::KEY_COLUMNS, &[])?;
         out.push_sql(" LEFT JOIN ");
         self.table.walk_ast(out.reborrow())?;
