@@ -63,7 +63,44 @@ where
         .expect("read a counter")
 }
 
+diesel::table! {
+    docs (id) {
+        id -> Integer,
+        body -> Text,
+        version -> Integer,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Optimistic)]
+struct Doc {
+    id: i32,
+    body: String,
+    #[occ(version, generated)]
+    version: i32,
+}
+
 per_async_backend! {
+    async fn a_version_the_database_sets_is_read_back(db) {
+        use diesel::connection::SimpleConnection;
+        let mut sync = db.conn();
+        sync.batch_execute(common::docs_with_version_trigger(&sync)).unwrap();
+        let pool = db.deadpool(2);
+        let mut conn = pool.get().await.expect("a pooled connection");
+        let mut doc: Doc = docs::table.find(1).select(Doc::as_select()).first(&mut conn).await.unwrap();
+        let stale = doc.clone();
+        doc.body = "a2".into();
+        doc.update_versioned(&mut conn).await.unwrap();
+        assert_eq!(doc.version, 11, "the trigger's version, read back");
+        let stored: Doc = docs::table.find(1).select(Doc::as_select()).first(&mut conn).await.unwrap();
+        assert_eq!(stored, doc);
+        let mut stale = stale;
+        let current = stale.update_versioned_or_current(&mut conn).await.unwrap();
+        assert_eq!(current, Some(doc.clone()));
+        let mut batch = vec![doc];
+        assert!(Doc::update_versioned_all(&mut conn, &mut batch).await.unwrap().is_complete());
+        assert_eq!(batch[0].version, 21);
+    }
+
     async fn a_batch_reports_each_row_as_on_a_sync_connection(db) {
         setup(&db);
         let pool = db.deadpool(2);
