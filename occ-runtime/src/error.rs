@@ -138,8 +138,9 @@ pub enum OccError {
     #[error("the connection cannot be used again; open a new one")]
     ConnectionBroken(#[source] DieselError),
 
-    /// The connection broke while the transaction was committing: it may or
-    /// may not have committed. Never retried: check what the database holds
+    /// The connection broke while the transaction was committing, or the
+    /// cluster node left the primary component then (Galera): it may or may
+    /// not have committed. Never retried: check what the database holds
     /// before doing it again, or make the transaction safe to repeat.
     #[error("the connection broke during COMMIT: the transaction may or may not have committed")]
     CommitOutcomeUnknown(#[source] DieselError),
@@ -357,8 +358,13 @@ impl Class {
             {
                 Self::ConnectionBroken
             }
-            // Galera 1047: the node is not in the primary component.
-            _ if lower.starts_with("wsrep has not yet prepared node") => Self::NodeUnavailable,
+            // Galera 1047: the node is not in the primary component; and a
+            // write it could not replicate for the same reason.
+            _ if lower.starts_with("wsrep has not yet prepared node")
+                || lower.contains("not connected to primary component") =>
+            {
+                Self::NodeUnavailable
+            }
             // SQLite: SQLITE_BUSY and its extended codes, SQLITE_LOCKED.
             _ if lower.starts_with("database is locked")
                 || lower.starts_with("database table is locked") =>
@@ -533,6 +539,14 @@ mod tests {
                 database(
                     DatabaseErrorKind::Unknown,
                     "WSREP has not yet prepared node for application use",
+                ),
+                "node_unavailable",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "Error while appending streaming replication fragment(provider status: \
+                     Not connected to Primary Component)",
                 ),
                 "node_unavailable",
             ),

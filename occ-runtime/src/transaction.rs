@@ -178,9 +178,15 @@ where
     match result {
         Ok(value) => match conn.commit().await {
             Ok(()) => Ok(value),
-            // The body was done; the connection broke in COMMIT.
+            // The body was done; the connection broke in COMMIT, or the
+            // cluster node left the primary component while committing: its
+            // write set may already have been applied by the others (seen in
+            // tests/galera.rs: an increment in the row that its writer was
+            // told had failed).
             Err(error) => Err(match OccError::from(error) {
-                OccError::ConnectionBroken(e) => OccError::CommitOutcomeUnknown(e),
+                OccError::ConnectionBroken(e) | OccError::NodeUnavailable(e) => {
+                    OccError::CommitOutcomeUnknown(e)
+                }
                 other => other,
             }),
         },
