@@ -204,7 +204,7 @@ pub trait AsyncOptimisticDsl:
                 batch::delete_all::<Self, NonBlocking, C>(conn, models, Partial::Commit).await
             })
             .await?;
-            Ok(batch::settle(models, outcomes, |_, ()| {}))
+            Ok(batch::settle_delete(models, outcomes))
         }
     }
 
@@ -335,12 +335,7 @@ where
         batch::update_all::<M, NonBlocking, C>(conn, shared, partial).await
     })
     .await?;
-    let mut nexts = Vec::new();
-    let report = batch::settle(models, outcomes, |i, next| nexts.push((i, next)));
-    for (i, next) in nexts {
-        models[i].set_version(next);
-    }
-    Ok(report)
+    Ok(batch::settle_update(models, outcomes))
 }
 
 impl<M> AsyncOptimisticDsl for M where

@@ -92,23 +92,46 @@ pub(crate) enum Partial {
     RollBack,
 }
 
-/// The report of a batch; `written` is given each row written, by index,
-/// with what its model is to hold.
-pub(crate) fn settle<M: Optimistic, W>(
-    models: &[M],
-    outcomes: Vec<RowOutcome<W, M::Version>>,
-    mut written: impl FnMut(usize, W),
+/// The report of a batch update, with the new versions stored in the
+/// models written.
+pub(crate) fn settle_update<M: Optimistic>(
+    models: &mut [M],
+    outcomes: Vec<RowOutcome<M::Version, M::Version>>,
 ) -> BatchReport<M> {
+    settle(models.iter_mut(), outcomes, |model, next| {
+        model.set_version(next)
+    })
+}
+
+/// The report of a batch delete.
+pub(crate) fn settle_delete<M: Optimistic>(
+    models: &[M],
+    outcomes: Vec<RowOutcome<(), M::Version>>,
+) -> BatchReport<M> {
+    settle(models.iter(), outcomes, |_, ()| {})
+}
+
+/// The report of a batch; `written` is given each model written, with what
+/// it is to hold.
+fn settle<M, R, W>(
+    models: impl Iterator<Item = R>,
+    outcomes: Vec<RowOutcome<W, M::Version>>,
+    mut written: impl FnMut(R, W),
+) -> BatchReport<M>
+where
+    M: Optimistic,
+    R: core::ops::Deref<Target = M>,
+{
     let mut report = BatchReport {
         written: Vec::new(),
         conflicts: Vec::new(),
         missing: Vec::new(),
     };
-    for (i, (model, outcome)) in models.iter().zip(outcomes).enumerate() {
+    for (model, outcome) in models.zip(outcomes) {
         match outcome {
             RowOutcome::Written(value) => {
                 report.written.push(model.key());
-                written(i, value);
+                written(model, value);
             }
             RowOutcome::Conflict(found) => report.conflicts.push((model.key(), found)),
             RowOutcome::Missing => report.missing.push(model.key()),
@@ -133,9 +156,22 @@ fn distinct<M: Optimistic>(models: &[M]) -> Result<(), OccError> {
     Ok(())
 }
 
-/// The error one row's failure would have been as a single write.
-fn row_error<M: Optimistic>(model: &M, failed: Outcome<M::Version>) -> OccError {
-    write::failure::<M>(failed, &model.key(), model.version())
+/// One row's outcome from what its write did (`W`: what the model is to
+/// hold); under [`Partial::RollBack`] a failure is the batch's error, as the
+/// row's single write would have said it.
+fn row_outcome<M: Optimistic, W>(
+    model: &M,
+    written: Result<W, Outcome<M::Version>>,
+    partial: Partial,
+) -> Result<RowOutcome<W, M::Version>, OccError> {
+    Ok(match written {
+        Ok(value) => RowOutcome::Written(value),
+        Err(failed) if partial == Partial::RollBack => {
+            return Err(write::failure::<M>(failed, &model.key(), model.version()));
+        }
+        Err(Outcome::Conflict(actual)) => RowOutcome::Conflict(actual),
+        Err(_) => RowOutcome::Missing,
+    })
 }
 
 /// How many rows of `binds_per_row` bind parameters fit in one PostgreSQL
@@ -179,11 +215,11 @@ where
     let nexts: Vec<M::Version> = models.iter().map(|m| m.version().next()).collect();
     let nexts = &nexts;
     let mut body = async |conn: &mut C| {
+        let mut outcomes = Vec::with_capacity(models.len());
         // A version the database sets is read back row by row.
         if M::VERSION_GENERATED || !<C::Db as Hooks>::WRITES_RETURN_ROWS {
-            let mut outcomes = Vec::with_capacity(models.len());
             for (model, next) in models.iter().zip(nexts) {
-                let outcome = write::update_outcome::<M, K, C, _>(
+                let written = write::update_outcome::<M, K, C, _>(
                     conn,
                     model.key(),
                     model.version(),
@@ -191,29 +227,22 @@ where
                     next.clone(),
                 )
                 .await?;
-                outcomes.push(match outcome {
-                    Ok(stored) => RowOutcome::Written(stored),
-                    Err(failed) if partial == Partial::RollBack => {
-                        return Err(row_error(model, failed));
-                    }
-                    Err(Outcome::Conflict(actual)) => RowOutcome::Conflict(actual),
-                    Err(_) => RowOutcome::Missing,
-                });
+                outcomes.push(row_outcome(model, written, partial)?);
             }
             return Ok(outcomes);
         }
-        let found = {
-            let rows = chunk_rows(3 + M::KEY_COLUMNS.len() + M::WRITABLE_COLUMNS.len());
-            let mut found = Vec::with_capacity(models.len());
-            for start in (0..models.len()).step_by(rows) {
-                let chunk = &models[start..models.len().min(start + rows)];
-                let statement = BatchUpdate::<M>::new(chunk, &nexts[start..], start);
-                let written = statement.load_all(conn).await?;
-                found.extend(probe_unwritten::<M, K, C>(conn, chunk, start, written).await?);
+        let rows = chunk_rows(3 + M::KEY_COLUMNS.len() + M::WRITABLE_COLUMNS.len());
+        for (n, chunk) in models.chunks(rows).enumerate() {
+            let (start, nexts) = (n * rows, &nexts[n * rows..]);
+            let written = BatchUpdate::<M>::new(chunk, nexts, start)
+                .load_all(conn)
+                .await?;
+            let found = probe_unwritten::<M, K, C>(conn, chunk, start, written).await?;
+            for ((model, next), found) in chunk.iter().zip(nexts).zip(found) {
+                outcomes.push(row_outcome(model, found.or_written(next.clone()), partial)?);
             }
-            found
-        };
-        outcomes::<M, M::Version>(models, nexts, found, partial)
+        }
+        Ok(outcomes)
     };
     atomically::<K, C, _, _>(conn, &mut body).await
 }
@@ -235,46 +264,27 @@ where
 {
     distinct(models)?;
     let mut body = async |conn: &mut C| {
-        let found = if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+        let mut outcomes = Vec::with_capacity(models.len());
+        if <C::Db as Hooks>::WRITES_RETURN_ROWS {
             let rows = chunk_rows(2 + M::KEY_COLUMNS.len());
-            let mut found = Vec::with_capacity(models.len());
-            for start in (0..models.len()).step_by(rows) {
-                let chunk = &models[start..models.len().min(start + rows)];
+            for (n, chunk) in models.chunks(rows).enumerate() {
+                let start = n * rows;
                 let written = BatchDelete::<M>::new(chunk, start).load_all(conn).await?;
-                found.extend(probe_unwritten::<M, K, C>(conn, chunk, start, written).await?);
+                let found = probe_unwritten::<M, K, C>(conn, chunk, start, written).await?;
+                for (model, found) in chunk.iter().zip(found) {
+                    outcomes.push(row_outcome(model, found.or_written(()), partial)?);
+                }
             }
-            found
         } else {
-            let mut found = Vec::with_capacity(models.len());
             for model in models {
                 let statement = delete_statement::<M>(model.key(), model.version().clone());
-                found.push(write::outcome::<M, K, C, _>(conn, statement, model.key()).await?);
+                let found = write::outcome::<M, K, C, _>(conn, statement, model.key()).await?;
+                outcomes.push(row_outcome(model, found.or_written(()), partial)?);
             }
-            found
-        };
-        outcomes::<M, ()>(models, &vec![(); models.len()], found, partial)
+        }
+        Ok(outcomes)
     };
     atomically::<K, C, _, _>(conn, &mut body).await
-}
-
-/// Each row's outcome, from what each write found; under
-/// [`Partial::RollBack`] the first failure as an error instead.
-fn outcomes<M: Optimistic, W: Clone>(
-    models: &[M],
-    written: &[W],
-    found: Vec<Outcome<M::Version>>,
-    partial: Partial,
-) -> Result<Vec<RowOutcome<W, M::Version>>, OccError> {
-    let mut outcomes = Vec::with_capacity(found.len());
-    for ((model, value), outcome) in models.iter().zip(written).zip(found) {
-        outcomes.push(match outcome {
-            Outcome::Done => RowOutcome::Written(value.clone()),
-            failed if partial == Partial::RollBack => return Err(row_error(model, failed)),
-            Outcome::Conflict(actual) => RowOutcome::Conflict(actual),
-            Outcome::Missing => RowOutcome::Missing,
-        });
-    }
-    Ok(outcomes)
 }
 
 /// What one chunk's statement did to each of its rows: done if `RETURNING`

@@ -200,7 +200,7 @@ pub trait OptimisticDsl: Optimistic {
             models,
             Partial::Commit,
         ))?;
-        Ok(batch::settle(models, outcomes, |_, ()| {}))
+        Ok(batch::settle_delete(models, outcomes))
     }
 
     /// Deletes the row of every model of `models`, or none: the first row
@@ -313,10 +313,5 @@ where
     VersionProbe<M>: LoadQuery<'static, C, M::Version>,
 {
     let outcomes = block_on(batch::update_all::<M, Blocking, C>(conn, models, partial))?;
-    let mut nexts = Vec::new();
-    let report = batch::settle(models, outcomes, |i, next| nexts.push((i, next)));
-    for (i, next) in nexts {
-        models[i].set_version(next);
-    }
-    Ok(report)
+    Ok(batch::settle_update(models, outcomes))
 }

@@ -49,6 +49,16 @@ pub(crate) enum Outcome<V> {
     Missing,
 }
 
+impl<V> Outcome<V> {
+    /// `value` (what the row holds now) if the write was done, else why not.
+    pub(crate) fn or_written<W>(self, value: W) -> Result<W, Self> {
+        match self {
+            Self::Done => Ok(value),
+            failed => Err(failed),
+        }
+    }
+}
+
 /// The error of a write that failed: a conflict with the version found, or
 /// a missing row.
 pub(crate) fn failure<M: Optimistic>(
@@ -65,6 +75,17 @@ pub(crate) fn failure<M: Optimistic>(
         },
         Outcome::Missing | Outcome::Done => not_found::<M>(key),
     }
+}
+
+/// The error a single versioned write returns, traced.
+fn failed_write<M: Optimistic>(
+    outcome: Outcome<M::Version>,
+    key: &M::Key,
+    expected: &M::Version,
+) -> OccError {
+    let error = failure::<M>(outcome, key, expected);
+    trace::failed(&error);
+    error
 }
 
 fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
@@ -88,14 +109,10 @@ where
     W: Execute<C, K>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    match outcome::<M, K, C, W>(conn, statement, key.clone()).await? {
-        Outcome::Done => Ok(()),
-        failed => {
-            let error = failure::<M>(failed, &key, expected);
-            trace::failed(&error);
-            Err(error)
-        }
-    }
+    outcome::<M, K, C, W>(conn, statement, key.clone())
+        .await?
+        .or_written(())
+        .map_err(|failed| failed_write::<M>(failed, &key, expected))
 }
 
 /// Runs a versioned write of the row with `key`; what it did, with the
@@ -134,14 +151,9 @@ where
     UpdateReturning<M, S>: Load<C, K, M::Version>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    match update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next).await? {
-        Ok(version) => Ok(version),
-        Err(failed) => {
-            let error = failure::<M>(failed, &key, expected);
-            trace::failed(&error);
-            Err(error)
-        }
-    }
+    update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next)
+        .await?
+        .map_err(|failed| failed_write::<M>(failed, &key, expected))
 }
 
 /// What a versioned update did: the version the row holds after it, or why
@@ -163,10 +175,9 @@ where
     let statement =
         UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next.clone());
     if !M::VERSION_GENERATED {
-        return Ok(match outcome::<M, K, C, _>(conn, statement, key).await? {
-            Outcome::Done => Ok(next),
-            failed => Err(failed),
-        });
+        return Ok(outcome::<M, K, C, _>(conn, statement, key)
+            .await?
+            .or_written(next));
     }
     // The database sets the version: PostgreSQL hands it back from the
     // write itself.
