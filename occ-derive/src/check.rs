@@ -170,6 +170,10 @@ fn key_fields<'i, 'a>(cx: &mut Ctxt, input: &'i Input<'a>) -> Vec<&'i Field<'a>>
 /// other type that is not a version meets the `occ::Version` bound, whose
 /// message lists the supported types.
 fn check_version_type(cx: &mut Ctxt, field: &Field<'_>) {
+    const CONTAINERS: &[&str] = &[
+        "Vec", "VecDeque", "Box", "Rc", "Arc", "Cell", "RefCell", "HashMap", "BTreeMap", "HashSet",
+        "BTreeSet",
+    ];
     const HELP: &str = "use an integer (i16, i32, i64), a timestamp (chrono or time, with occ's feature of that name) or a uuid::Uuid column as the version";
     let name = field.ident;
     let (problem, help) = match field.ty {
@@ -184,7 +188,9 @@ fn check_version_type(cx: &mut Ctxt, field: &Field<'_>) {
                     format!("make the column NOT NULL (e.g. `version INTEGER NOT NULL DEFAULT 0`) and the field `{inner}`"),
                 )
             }
-            Some(last) if matches!(&last.arguments, PathArguments::AngleBracketed(args) if args.args.iter().any(|a| matches!(a, GenericArgument::Type(_)))) => (
+            // Only std's containers: any other generic path may be a version
+            // (`DateTime<Utc>`), and the `Version` bound judges it.
+            Some(last) if CONTAINERS.iter().any(|c| last.ident == c) && matches!(&last.arguments, PathArguments::AngleBracketed(args) if args.args.iter().any(|a| matches!(a, GenericArgument::Type(_)))) => (
                 format!("the version field `{name}` has a container type: a version is one scalar column"),
                 HELP.to_owned(),
             ),
