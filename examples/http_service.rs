@@ -58,6 +58,30 @@ pub struct Product {
     version: i32,
 }
 
+/// Why a purchase failed: the service's own reasons, which end
+/// `occ::retry_async` at once, or occ's, which it may retry.
+#[derive(Debug)]
+pub enum PurchaseError {
+    Missing,
+    OutOfStock,
+    Occ(OccError),
+}
+
+impl From<OccError> for PurchaseError {
+    fn from(error: OccError) -> Self {
+        Self::Occ(error)
+    }
+}
+
+impl occ::AsOccError for PurchaseError {
+    fn as_occ_error(&self) -> Option<&OccError> {
+        match self {
+            Self::Occ(error) => Some(error),
+            Self::Missing | Self::OutOfStock => None,
+        }
+    }
+}
+
 /// A product as the API shows it: the version travels in `ETag`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ProductJson {
@@ -329,25 +353,23 @@ macro_rules! service {
                 .initial_backoff(std::time::Duration::from_millis(1))
                 .max_backoff(std::time::Duration::from_millis(20));
             let bought = occ::retry_async(&mut conn, &policy, async |conn| {
-                let Some(mut product) = find(conn, id).await? else {
-                    return Ok(None);
-                };
+                let mut product = find(conn, id).await?.ok_or(PurchaseError::Missing)?;
                 if product.stock <= 0 {
-                    return Ok(Some(Err(product)));
+                    return Err(PurchaseError::OutOfStock);
                 }
                 product.stock -= 1;
                 product.update_versioned(conn).await?;
-                Ok(Some(Ok(product)))
+                Ok(product)
             })
-            .await
-            .map_err(IntoResponse::into_response)?;
+            .await;
             match bought {
-                None => Err(missing(id)),
-                Some(Ok(product)) => Ok(tagged(product)),
-                Some(Err(product)) => Err(problem(
+                Ok(product) => Ok(tagged(product)),
+                Err(PurchaseError::Missing) => Err(missing(id)),
+                Err(PurchaseError::OutOfStock) => Err(problem(
                     StatusCode::CONFLICT,
-                    &format!("out of stock: /products/{} has none left", product.id),
+                    &format!("out of stock: /products/{id} has none left"),
                 )),
+                Err(PurchaseError::Occ(error)) => Err(error.into_response()),
             }
         }
     };

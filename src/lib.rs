@@ -5,7 +5,7 @@ pub use occ_derive::Optimistic;
 #[cfg(feature = "http")]
 pub use occ_runtime::http;
 pub use occ_runtime::{
-    lock, retry, retry_counted, BatchReport, ChangedFields, Isolation, LockDsl, Locked,
+    lock, retry, retry_counted, AsOccError, BatchReport, ChangedFields, Isolation, LockDsl, Locked,
     OccConnection, OccError, OptimisticDsl, Retried, RetryPolicy, RowLocking, Version,
 };
 #[cfg(feature = "async")]

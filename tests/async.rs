@@ -38,6 +38,34 @@ struct Counter {
     version: i32,
 }
 
+/// A service's own error type, as the README's retry section writes it.
+#[derive(Debug)]
+enum AppError {
+    InsufficientStock { left: i32 },
+    Occ(OccError),
+}
+
+impl From<OccError> for AppError {
+    fn from(error: OccError) -> Self {
+        Self::Occ(error)
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Occ(error.into())
+    }
+}
+
+impl occ::AsOccError for AppError {
+    fn as_occ_error(&self) -> Option<&OccError> {
+        match self {
+            Self::Occ(error) => Some(error),
+            Self::InsufficientStock { .. } => None,
+        }
+    }
+}
+
 fn setup<D: TestDb>(db: &D) {
     db.exec("CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, version INTEGER NOT NULL)");
     db.exec("INSERT INTO counters (id, value, version) VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0)");
@@ -244,6 +272,40 @@ per_async_backend! {
         assert_eq!(counter(&mut conn, 1).await.value, 0);
     }
 
+    async fn the_callers_own_error_passes_through_retry_async(db) {
+        setup(&db);
+        let pool = db.deadpool(1);
+        let mut conn = pool.get().await.expect("a pooled connection");
+        let ran = std::sync::atomic::AtomicU32::new(0);
+        let ran = &ran;
+        let outcome = occ::retry_counted_async(&mut conn, &RetryPolicy::default(), async |conn| -> Result<(), AppError> {
+            let attempt = ran.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut c = counter(conn, 1).await;
+            c.value += 10;
+            c.update_versioned(conn).await?;
+            if attempt == 1 {
+                return Err(AppError::Occ(OccError::Conflict {
+                    table: "counters",
+                    key: "id = 1".into(),
+                    expected: "0".into(),
+                    actual: "1".into(),
+                }));
+            }
+            Err(AppError::InsufficientStock { left: c.value })
+        })
+        .await;
+        assert_eq!(outcome.attempts, 2);
+        assert!(matches!(outcome.result, Err(AppError::InsufficientStock { left: 10 })), "{:?}", outcome.result);
+        assert_eq!(counter(&mut conn, 1).await.value, 0, "both attempts were rolled back");
+        // diesel's own "no row", through `?`, is not found and not retried.
+        let missing = occ::retry_counted_async(&mut conn, &RetryPolicy::default(), async |conn| -> Result<i32, AppError> {
+            Ok(counters::table.find(99).select(counters::value).first(conn).await?)
+        })
+        .await;
+        assert_eq!(missing.attempts, 1);
+        assert!(matches!(missing.result, Err(AppError::Occ(ref e)) if e.is_not_found()), "{:?}", missing.result);
+    }
+
     async fn bb8_pooled_connections_work_as_mut_pooled(db) {
         setup(&db);
         let pool = db.bb8(2).await;
@@ -373,7 +435,7 @@ mod server {
             holder.release().await;
 
             // Found and not found, through every terminal.
-            let (one, shared, missing, first) = occ::retry_async(&mut conn, &once, async |conn| {
+            let (one, shared, missing, first) = occ::retry_async(&mut conn, &once, async |conn| -> Result<_, OccError> {
                 let one = Counter::find_exclusive(conn, 1).await?;
                 let shared = Counter::find_shared(conn, 2).await?;
                 let missing = Counter::lock(99).exclusive().optional::<Counter, _>(conn).await?;
@@ -403,7 +465,7 @@ mod server {
                     let mut conn = pool.get().await.unwrap();
                     let mut mine = Vec::new();
                     loop {
-                        let job = occ::retry_async(&mut conn, &RetryPolicy::default(), async |conn| {
+                        let job = occ::retry_async(&mut conn, &RetryPolicy::default(), async |conn| -> Result<_, OccError> {
                             let job: Option<i32> = jobs::table
                                 .select(jobs::id)
                                 .filter(jobs::taken.eq(0))
@@ -625,7 +687,7 @@ mod spawnable {
             })
             .await
             .unwrap();
-            occ::retry_counted_async(conn, &policy, async |_| Ok(()))
+            occ::retry_counted_async(conn, &policy, async |_| Ok::<_, OccError>(()))
                 .await
                 .result
                 .unwrap();
@@ -635,38 +697,42 @@ mod spawnable {
     /// Row locks through every terminal, inside `retry_async`.
     macro_rules! locks {
         ($conn:expr) => {{
-            occ::retry_async($conn, &RetryPolicy::default(), async |conn| {
-                let _: Counter = Counter::find_exclusive(conn, 1).await?;
-                let _: Counter = Counter::find_shared(conn, 1).await?;
-                let _: Counter = Counter::lock(1)
-                    .exclusive()
-                    .nowait()
-                    .get_result(conn)
-                    .await?;
-                let _: Vec<i32> = counters::table
-                    .select(counters::id)
-                    .exclusive()
-                    .skip_locked()
-                    .load(conn)
-                    .await?;
-                let _: Vec<i32> = counters::table
-                    .select(counters::id)
-                    .shared()
-                    .get_results(conn)
-                    .await?;
-                let _: Option<i32> = counters::table
-                    .select(counters::id)
-                    .exclusive()
-                    .timeout(Duration::from_secs(1))
-                    .optional(conn)
-                    .await?;
-                let _: i32 = counters::table
-                    .select(counters::id)
-                    .shared()
-                    .first(conn)
-                    .await?;
-                Ok(())
-            })
+            occ::retry_async(
+                $conn,
+                &RetryPolicy::default(),
+                async |conn| -> Result<_, OccError> {
+                    let _: Counter = Counter::find_exclusive(conn, 1).await?;
+                    let _: Counter = Counter::find_shared(conn, 1).await?;
+                    let _: Counter = Counter::lock(1)
+                        .exclusive()
+                        .nowait()
+                        .get_result(conn)
+                        .await?;
+                    let _: Vec<i32> = counters::table
+                        .select(counters::id)
+                        .exclusive()
+                        .skip_locked()
+                        .load(conn)
+                        .await?;
+                    let _: Vec<i32> = counters::table
+                        .select(counters::id)
+                        .shared()
+                        .get_results(conn)
+                        .await?;
+                    let _: Option<i32> = counters::table
+                        .select(counters::id)
+                        .exclusive()
+                        .timeout(Duration::from_secs(1))
+                        .optional(conn)
+                        .await?;
+                    let _: i32 = counters::table
+                        .select(counters::id)
+                        .shared()
+                        .first(conn)
+                        .await?;
+                    Ok(())
+                },
+            )
             .await
             .unwrap();
         }};
@@ -713,19 +779,23 @@ mod spawnable {
     macro_rules! pg_locks {
         ($conn:expr) => {{
             locks!(&mut *$conn);
-            occ::retry_async($conn, &RetryPolicy::default(), async |conn| {
-                let _: Counter = Counter::lock(1)
-                    .no_key_exclusive()
-                    .nowait()
-                    .get_result(conn)
-                    .await?;
-                let _: i32 = counters::table
-                    .select(counters::id)
-                    .key_shared()
-                    .first(conn)
-                    .await?;
-                Ok(())
-            })
+            occ::retry_async(
+                $conn,
+                &RetryPolicy::default(),
+                async |conn| -> Result<_, OccError> {
+                    let _: Counter = Counter::lock(1)
+                        .no_key_exclusive()
+                        .nowait()
+                        .get_result(conn)
+                        .await?;
+                    let _: i32 = counters::table
+                        .select(counters::id)
+                        .key_shared()
+                        .first(conn)
+                        .await?;
+                    Ok(())
+                },
+            )
             .await
             .unwrap();
         }};

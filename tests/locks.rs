@@ -409,7 +409,7 @@ per_server! {
                 .timeout(Duration::from_millis(200))
                 .get_result::<i32, _>(b);
             match missing {
-                Err(OccError::NoRow { ref query }) => assert!(query.contains("FOR UPDATE"), "{query}"),
+                Err(OccError::NoRow { query: Some(ref query) }) => assert!(query.contains("FOR UPDATE"), "{query}"),
                 ref other => panic!("expected NoRow, got {other:?}"),
             }
             assert!(missing.unwrap_err().is_not_found());
@@ -525,7 +525,7 @@ per_server! {
                         diesel::update(items::table)
                             .set(items::value.eq(items::value + add))
                             .execute(c)?;
-                        Ok(())
+                        Ok::<_, OccError>(())
                     })
                     .expect("retry finishes both transactions");
                 });
@@ -639,7 +639,7 @@ per_server! {
                             diesel::update(doctors::table.find(me)).set(doctors::on_call.eq(0)).execute(c)?;
                             went_off.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(())
+                        Ok::<_, OccError>(())
                     })
                     .expect("locked reads finish under retry");
                 });

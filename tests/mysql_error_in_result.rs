@@ -53,11 +53,15 @@ fn a_locking_read_runs_again_after_a_deadlock_in_its_result() {
     let (done_tx, done_rx) = channel();
     let (attempt_tx, attempt_rx) = channel();
     let thread = std::thread::spawn(move || {
-        let outcome = occ::retry_counted(&mut reader, &RetryPolicy::default(), |conn| {
-            attempt_tx.send(()).ok();
-            let rows: Vec<i32> = wide::table.select(wide::id).exclusive().load(conn)?;
-            Ok(rows.len())
-        });
+        let outcome = occ::retry_counted(
+            &mut reader,
+            &RetryPolicy::default(),
+            |conn| -> Result<_, OccError> {
+                attempt_tx.send(()).ok();
+                let rows: Vec<i32> = wide::table.select(wide::id).exclusive().load(conn)?;
+                Ok(rows.len())
+            },
+        );
         done_tx
             .send((outcome.result.map_err(|e| e.to_string()), outcome.attempts))
             .unwrap();

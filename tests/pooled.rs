@@ -132,7 +132,7 @@ mod server {
             let mut next = pool.get().unwrap();
             let after = diesel::sql_query(read).get_result::<Setting>(&mut next).unwrap().setting;
             assert_eq!(after, before);
-            let retried = occ::retry(&mut next, &RetryPolicy::default(), |conn| {
+            let retried = occ::retry(&mut next, &RetryPolicy::default(), |conn| -> Result<_, OccError> {
                 Ok(Counter::find_shared(conn, 1)?.value)
             });
             assert_eq!(retried.unwrap(), 1);

@@ -27,6 +27,34 @@ struct Counter {
     version: i32,
 }
 
+/// A service's own error type, as the README's retry section writes it.
+#[derive(Debug)]
+enum AppError {
+    InsufficientStock { left: i32 },
+    Occ(OccError),
+}
+
+impl From<OccError> for AppError {
+    fn from(error: OccError) -> Self {
+        Self::Occ(error)
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Occ(error.into())
+    }
+}
+
+impl occ::AsOccError for AppError {
+    fn as_occ_error(&self) -> Option<&OccError> {
+        match self {
+            Self::Occ(error) => Some(error),
+            Self::InsufficientStock { .. } => None,
+        }
+    }
+}
+
 fn setup<D: TestDb>(db: &D) -> D::Conn {
     db.exec(
         "CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, \
@@ -56,7 +84,7 @@ per_backend! {
         let policy = RetryPolicy::default()
             .on_retry(move |attempt, error| hook.lock().unwrap().push((attempt, error.kind())));
         let mut first = Some(stale);
-        let outcome = occ::retry_counted(&mut conn, &policy, |conn| {
+        let outcome = occ::retry_counted(&mut conn, &policy, |conn| -> Result<_, OccError> {
             // The first attempt writes the stale copy, as a careless caller would.
             let mut counter = match first.take() {
                 Some(stale) => stale,
@@ -71,7 +99,7 @@ per_backend! {
         assert_eq!(*seen.lock().unwrap(), [(1, "conflict")]);
         // A refused call ran no attempt.
         let nested = conn.transaction(|conn| {
-            Ok::<_, OccError>(occ::retry_counted(conn, &policy, |_| Ok(())).attempts)
+            Ok::<_, OccError>(occ::retry_counted(conn, &policy, |_| Ok::<_, OccError>(())).attempts)
         });
         assert_eq!(nested.unwrap(), 0);
     }
@@ -165,6 +193,48 @@ per_backend! {
         assert!(result.unwrap_err().is_not_found());
     }
 
+    fn the_callers_own_error_ends_the_retry_unchanged_and_rolls_back(db) {
+        let mut conn = setup(&db);
+        let mut ran = 0;
+        let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| -> Result<(), _> {
+            ran += 1;
+            diesel::update(counters::table.find(1))
+                .set(counters::value.eq(counters::value + 10))
+                .execute(conn)?;
+            if ran == 1 {
+                // occ's own errors inside the caller's type are still retried.
+                return Err(AppError::Occ(a_conflict()));
+            }
+            let value: i32 = counters::table.find(1).select(counters::value).first(conn)?;
+            Err(AppError::InsufficientStock { left: value })
+        });
+        assert_eq!(outcome.attempts, 2);
+        assert!(matches!(outcome.result, Err(AppError::InsufficientStock { left: 10 })), "{:?}", outcome.result);
+        // Both attempts were rolled back.
+        let stored: i32 = counters::table.find(1).select(counters::value).first(&mut conn).unwrap();
+        assert_eq!(stored, 0);
+        // Refused inside a transaction: occ's error, in the caller's type.
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            let refused: Result<(), AppError> = occ::retry(conn, &RetryPolicy::default(), |_| Ok(()));
+            assert!(matches!(refused, Err(AppError::Occ(OccError::RetryInsideTransaction { depth: 1 }))), "{refused:?}");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn a_diesel_no_row_is_not_found_and_not_retried(db) {
+        let mut conn = setup(&db);
+        let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| -> Result<_, OccError> {
+            Ok(counters::table.find(99).select(counters::value).first::<i32>(conn)?)
+        });
+        assert_eq!(outcome.attempts, 1);
+        let error = outcome.result.unwrap_err();
+        assert!(error.is_not_found(), "{error:?}");
+        assert_eq!(error.kind(), "not_found");
+        assert!(matches!(error, OccError::NoRow { query: None }), "{error:?}");
+        assert_eq!(error.to_string(), "the query found no row");
+    }
+
     fn an_attempt_that_fails_is_rolled_back(db) {
         let mut conn = setup(&db);
         let mut ran = 0;
@@ -203,7 +273,7 @@ per_backend! {
         .unwrap();
         assert!(!ran, "the closure ran inside an open transaction");
         // Outside, it runs.
-        occ::retry(&mut conn, &RetryPolicy::default(), |_| {
+        occ::retry(&mut conn, &RetryPolicy::default(), |_| -> Result<_, OccError> {
             ran = true;
             Ok(())
         })
@@ -342,7 +412,7 @@ mod server {
             let _ = setup(&db);
             let mut conn = db.conn();
             let kill = killer(&mut conn);
-            let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| {
+            let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| -> Result<_, OccError> {
                 db.conn().batch_execute(&kill).expect("end the connection");
                 counters::table.find(1).select(counters::value).first::<i32>(conn)?;
                 Ok(())
@@ -357,7 +427,7 @@ mod server {
             let _ = setup(&db);
             let mut conn = db.conn();
             let kill = killer(&mut conn);
-            let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| {
+            let outcome = occ::retry_counted(&mut conn, &RetryPolicy::default(), |conn| -> Result<_, OccError> {
                 Counter::update_if_version(conn, 1, 0, counters::value.eq(9))?;
                 db.conn().batch_execute(&kill).expect("end the connection");
                 // Give the server a moment to close the socket.

@@ -41,13 +41,16 @@ pub enum OccError {
         key: String,
     },
 
-    /// A locked query that must return a row (`get_result`, `first`) found
-    /// none. A model's row locked by key reports [`NotFound`](Self::NotFound)
-    /// instead; [`is_not_found`](Self::is_not_found) answers both.
-    #[error("the locked query found no row: {query}")]
+    /// A query that must return a row (`get_result`, `first`) found none:
+    /// diesel's [`NotFound`](DieselError::NotFound), converted with `From` or
+    /// `?`, or a locked query's. A model's row locked by key reports
+    /// [`NotFound`](Self::NotFound) instead; [`is_not_found`](Self::is_not_found)
+    /// answers both.
+    #[error("the query found no row{}", query.as_deref().map(|q| format!(": {q}")).unwrap_or_default())]
     NoRow {
-        /// The query's SQL, without its bind values.
-        query: String,
+        /// The locked query's SQL, without its bind values; `None` where the
+        /// row was missing from a query occ did not build (diesel's `NotFound`).
+        query: Option<String>,
     },
 
     /// A versioned write matched more than one row: the model's key is not unique
@@ -252,10 +255,63 @@ impl OccError {
     }
 }
 
+/// An error type that [`retry`](crate::retry) can run a transaction with:
+/// one that may hold an [`OccError`], and gives it back so the policy can
+/// decide whether another attempt can succeed. A service's own error type
+/// implements it (and `From<OccError>`) to return its own failures, such as
+/// "insufficient stock", from the transaction: those end the retry at once and
+/// come back unchanged.
+///
+/// ```
+/// use occ::{AsOccError, OccError};
+///
+/// #[derive(Debug)]
+/// enum AppError {
+///     InsufficientStock { wanted: i32, left: i32 },
+///     Occ(OccError),
+/// }
+///
+/// impl From<OccError> for AppError {
+///     fn from(error: OccError) -> Self {
+///         Self::Occ(error)
+///     }
+/// }
+///
+/// // `?` on a diesel query inside the transaction.
+/// impl From<diesel::result::Error> for AppError {
+///     fn from(error: diesel::result::Error) -> Self {
+///         Self::Occ(error.into())
+///     }
+/// }
+///
+/// impl AsOccError for AppError {
+///     fn as_occ_error(&self) -> Option<&OccError> {
+///         match self {
+///             Self::Occ(error) => Some(error),
+///             Self::InsufficientStock { .. } => None,
+///         }
+///     }
+/// }
+/// ```
+pub trait AsOccError {
+    /// The [`OccError`] inside, if there is one; `None` for the caller's own
+    /// failures, which are never retried.
+    fn as_occ_error(&self) -> Option<&OccError>;
+}
+
+impl AsOccError for OccError {
+    fn as_occ_error(&self) -> Option<&OccError> {
+        Some(self)
+    }
+}
+
 /// Classifies by diesel's error kind first and by the database's message where
 /// the kind is `Unknown`: diesel exposes neither SQLSTATE nor MySQL error numbers.
 impl From<DieselError> for OccError {
     fn from(error: DieselError) -> Self {
+        if matches!(error, DieselError::NotFound) {
+            return Self::NoRow { query: None };
+        }
         match Class::of(&error) {
             Class::Deadlock => Self::Deadlock(error),
             Class::LockNotAvailable => Self::LockNotAvailable(error),
@@ -591,9 +647,17 @@ mod tests {
             key: "id = 7".into(),
         };
         let no_row = OccError::NoRow {
-            query: "SELECT 1 FOR UPDATE".into(),
+            query: Some("SELECT 1 FOR UPDATE".into()),
         };
         assert!(missing.is_not_found() && no_row.is_not_found());
         assert_eq!((missing.kind(), no_row.kind()), ("not_found", "not_found"));
+        // diesel's own "no row", as `?` converts it.
+        let diesel = OccError::from(DieselError::NotFound);
+        assert!(
+            diesel.is_not_found() && !diesel.is_retryable(),
+            "{diesel:?}"
+        );
+        assert_eq!(diesel.kind(), "not_found");
+        assert!(matches!(diesel, OccError::NoRow { query: None }));
     }
 }

@@ -41,7 +41,7 @@ pub use crate::backend::AsyncOccConnection;
 pub use crate::backend::{Isolation, OccConnection, RowLocking};
 pub use crate::batch::BatchReport;
 pub use crate::dsl::OptimisticDsl;
-pub use crate::error::OccError;
+pub use crate::error::{AsOccError, OccError};
 pub use crate::lock::builder::{LockDsl, Locked};
 pub use crate::model::ChangedFields;
 pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};

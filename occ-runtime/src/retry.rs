@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::backend::sealed::Hooks;
 use crate::backend::{Isolation, OccConnection};
-use crate::error::OccError;
+use crate::error::{AsOccError, OccError};
 use crate::exec::{block_on, depth, Blocking, Exec};
 use crate::trace;
 use crate::transaction::{random_u64, repair, transaction_at, Attempt};
@@ -152,12 +152,19 @@ impl RetryPolicy {
 /// rolls it back whole on a deadlock, so only the outermost transaction can
 /// be tried again.
 ///
+/// `body` may return the caller's own error type `E` instead of
+/// [`OccError`]: one that converts from `OccError` and gives it back through
+/// [`AsOccError`]. The policy decides from the `OccError` inside; an error of
+/// the caller's own (`AppError::InsufficientStock`) rolls the transaction back,
+/// ends the retry at once and comes back unchanged.
+///
 /// See the `occ` crate's documentation for an example; [`retry_counted`] also
 /// says how many attempts it took.
-pub fn retry<C, T, F>(conn: &mut C, policy: &RetryPolicy, body: F) -> Result<T, OccError>
+pub fn retry<C, T, E, F>(conn: &mut C, policy: &RetryPolicy, body: F) -> Result<T, E>
 where
     C: OccConnection,
-    F: FnMut(&mut C) -> Result<T, OccError>,
+    E: From<OccError> + AsOccError,
+    F: FnMut(&mut C) -> Result<T, E>,
 {
     retry_counted(conn, policy, body).result
 }
@@ -166,21 +173,22 @@ where
 /// transaction ran.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Retried<T> {
+pub struct Retried<T, E = OccError> {
     /// The last attempt's outcome.
-    pub result: Result<T, OccError>,
+    pub result: Result<T, E>,
     /// How many attempts ran: 1 when the first one settled it, 0 when none
     /// could start ([`OccError::RetryInsideTransaction`]).
     pub attempts: u32,
 }
 
 /// [`retry`], also reporting how many attempts the call took.
-pub fn retry_counted<C, T, F>(conn: &mut C, policy: &RetryPolicy, mut body: F) -> Retried<T>
+pub fn retry_counted<C, T, E, F>(conn: &mut C, policy: &RetryPolicy, mut body: F) -> Retried<T, E>
 where
     C: OccConnection,
-    F: FnMut(&mut C) -> Result<T, OccError>,
+    E: From<OccError> + AsOccError,
+    F: FnMut(&mut C) -> Result<T, E>,
 {
-    block_on(attempts::<Blocking, C, T, _>(
+    block_on(attempts::<Blocking, C, T, E, _>(
         conn,
         policy,
         |conn: &mut C| ready(body(conn)),
@@ -189,14 +197,15 @@ where
 
 /// The loop behind [`retry`] and `retry_async`: each attempt its own
 /// transaction, a pause between attempts.
-pub(crate) async fn attempts<K, C, T, B>(
+pub(crate) async fn attempts<K, C, T, E, B>(
     conn: &mut C,
     policy: &RetryPolicy,
     mut body: B,
-) -> Retried<T>
+) -> Retried<T, E>
 where
     C: Exec<K, Db: Hooks>,
-    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+    E: From<OccError> + AsOccError,
+    B: for<'c> Attempt<&'c mut C, Result<T, E>>,
 {
     let refused = match depth(conn) {
         Ok(0) => None,
@@ -207,24 +216,25 @@ where
     };
     if let Some(error) = refused {
         return Retried {
-            result: Err(error),
+            result: Err(error.into()),
             attempts: 0,
         };
     }
     let mut attempt = 1;
     loop {
-        match transaction_at(conn, policy.isolation, &mut body).await {
-            Err(error) if policy.should_retry(&error, attempt) => {
+        let result = transaction_at(conn, policy.isolation, &mut body).await;
+        match result.as_ref().err().and_then(AsOccError::as_occ_error) {
+            Some(error) if policy.should_retry(error, attempt) => {
                 let pause = policy.backoff(attempt);
-                trace::retrying(attempt, &error, pause);
+                trace::retrying(attempt, error, pause);
                 if let Some(hook) = &policy.on_retry {
-                    hook(attempt, &error);
+                    hook(attempt, error);
                 }
                 C::pause(pause).await;
                 attempt += 1;
             }
-            result => {
-                if let Err(error) = &result {
+            occ => {
+                if let Some(error) = occ {
                     trace::gave_up(attempt, error);
                 }
                 return Retried {
@@ -236,7 +246,8 @@ where
     }
 }
 
-/// [`retry`] on a diesel-async connection: `body` is an async closure
+/// [`retry`] on a diesel-async connection, with the caller's own error type
+/// allowed as there: `body` is an async closure
 /// (`async |conn| { .. }`), called once per attempt, each attempt its own
 /// top-level transaction, with the same policy and the same refusal inside a
 /// transaction. The future is `Send` when the body's is: it can be spawned
@@ -253,16 +264,17 @@ where
 /// transaction on it rolls back and resets it first.
 #[cfg(feature = "async")]
 #[allow(clippy::manual_async_fn)] // An `async fn` could not promise `Send`.
-pub fn retry_async<'a, C, T, F>(
+pub fn retry_async<'a, C, T, E, F>(
     conn: &'a mut C,
     policy: &'a RetryPolicy,
     body: F,
-) -> impl Future<Output = Result<T, OccError>> + Send + 'a
+) -> impl Future<Output = Result<T, E>> + Send + 'a
 where
     C: crate::backend::AsyncOccConnection,
     T: Send + 'a,
-    F: for<'c> AsyncFnMut(&'c mut C) -> Result<T, OccError>
-        + for<'c> Attempt<&'c mut C, Result<T, OccError>, Fut: Send>
+    E: From<OccError> + AsOccError + Send + 'a,
+    F: for<'c> AsyncFnMut(&'c mut C) -> Result<T, E>
+        + for<'c> Attempt<&'c mut C, Result<T, E>, Fut: Send>
         + Send
         + 'a,
 {
@@ -271,20 +283,21 @@ where
 
 /// [`retry_async`], also reporting how many attempts the call took.
 #[cfg(feature = "async")]
-pub fn retry_counted_async<'a, C, T, F>(
+pub fn retry_counted_async<'a, C, T, E, F>(
     conn: &'a mut C,
     policy: &'a RetryPolicy,
     body: F,
-) -> impl Future<Output = Retried<T>> + Send + 'a
+) -> impl Future<Output = Retried<T, E>> + Send + 'a
 where
     C: crate::backend::AsyncOccConnection,
     T: Send + 'a,
-    F: for<'c> AsyncFnMut(&'c mut C) -> Result<T, OccError>
-        + for<'c> Attempt<&'c mut C, Result<T, OccError>, Fut: Send>
+    E: From<OccError> + AsOccError + Send + 'a,
+    F: for<'c> AsyncFnMut(&'c mut C) -> Result<T, E>
+        + for<'c> Attempt<&'c mut C, Result<T, E>, Fut: Send>
         + Send
         + 'a,
 {
-    attempts::<crate::exec::NonBlocking, C, T, F>(conn, policy, body)
+    attempts::<crate::exec::NonBlocking, C, T, E, F>(conn, policy, body)
 }
 
 #[cfg(test)]

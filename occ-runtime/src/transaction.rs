@@ -9,7 +9,7 @@ use diesel::result::Error as DieselError;
 
 use crate::backend::sealed::Hooks;
 use crate::backend::{Isolation, IsolationAt};
-use crate::error::OccError;
+use crate::error::{AsOccError, OccError};
 use crate::exec::{Exec, TextQuery};
 
 /// Std's `RandomState` is seeded per instance from the OS: enough for
@@ -103,14 +103,18 @@ where
 
 /// Runs `body` in a new outermost transaction at `isolation` (the backend's
 /// default when `None`), committing on `Ok` and rolling back on `Err`.
-pub(crate) async fn transaction_at<K, C, T, B>(
+///
+/// The body's error may be the caller's own `E`: it ends the transaction
+/// like any error and comes back unchanged.
+pub(crate) async fn transaction_at<K, C, T, E, B>(
     conn: &mut C,
     isolation: Option<Isolation>,
     body: &mut B,
-) -> Result<T, OccError>
+) -> Result<T, E>
 where
     C: Exec<K, Db: Hooks>,
-    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+    E: From<OccError> + AsOccError,
+    B: for<'c> Attempt<&'c mut C, Result<T, E>>,
 {
     let mut guard = Unfinished::<K, C>::new(conn);
     let result = run(guard.conn(), isolation, body).await;
@@ -121,7 +125,8 @@ where
     };
     // Conflicts and the like are occ's reading of a clean result; only an
     // error from the server can leave a statement half-read.
-    if error.database_error().is_some() {
+    let occ = error.as_occ_error();
+    if occ.is_some_and(|e| e.database_error().is_some()) {
         conn.after_failed_transaction();
     }
     match repair(conn).await {
@@ -129,15 +134,17 @@ where
         // What the transaction's own error says stays the answer.
         Err(_)
             if matches!(
-                error,
-                OccError::ConnectionBroken(_)
-                    | OccError::CommitOutcomeUnknown(_)
-                    | OccError::NodeUnavailable(_)
+                error.as_occ_error(),
+                Some(
+                    OccError::ConnectionBroken(_)
+                        | OccError::CommitOutcomeUnknown(_)
+                        | OccError::NodeUnavailable(_)
+                )
             ) =>
         {
             Err(error)
         }
-        Err(unrepaired) => Err(unrepaired),
+        Err(unrepaired) => Err(unrepaired.into()),
     }
 }
 
@@ -153,25 +160,28 @@ where
 
 /// `BEGIN`, the body, `COMMIT` or `ROLLBACK`: what diesel's own
 /// `transaction` does, with the isolation level where the backend takes it.
-async fn run<K, C, T, B>(
+async fn run<K, C, T, E, B>(
     conn: &mut C,
     isolation: Option<Isolation>,
     body: &mut B,
-) -> Result<T, OccError>
+) -> Result<T, E>
 where
     C: Exec<K, Db: Hooks>,
-    B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
+    E: From<OccError>,
+    B: for<'c> Attempt<&'c mut C, Result<T, E>>,
 {
     let at = <C::Db as Hooks>::ISOLATION;
     let level = isolation.filter(|_| at != IsolationAt::Always);
     if let (Some(level), IsolationAt::Before) = (level, at) {
-        conn.batch(level.sql().into()).await?;
+        conn.batch(level.sql().into())
+            .await
+            .map_err(OccError::from)?;
     }
-    conn.begin().await?;
+    conn.begin().await.map_err(OccError::from)?;
     let result = match (level, at) {
         (Some(level), IsolationAt::First) => match conn.batch(level.sql().into()).await {
             Ok(()) => body.attempt(conn).await,
-            Err(error) => Err(error.into()),
+            Err(error) => Err(OccError::from(error).into()),
         },
         _ => body.attempt(conn).await,
     };
@@ -188,11 +198,12 @@ where
                     OccError::CommitOutcomeUnknown(e)
                 }
                 other => other,
-            }),
+            }
+            .into()),
         },
         Err(error) => match conn.rollback().await {
             Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(error),
-            Err(rollback) => Err(rollback.into()),
+            Err(rollback) => Err(OccError::from(rollback).into()),
         },
     }
 }

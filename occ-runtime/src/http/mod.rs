@@ -427,6 +427,14 @@ impl From<OccError> for Problem {
     }
 }
 
+/// So that `?` on a diesel query works in a handler: a missing row is
+/// [`NotFound`](Problem::NotFound), the rest as [`OccError`] classifies it.
+impl From<diesel::result::Error> for Problem {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::from_error(&OccError::from(error))
+    }
+}
+
 impl From<BadPrecondition> for Problem {
     fn from(bad: BadPrecondition) -> Self {
         Self::BadPrecondition(bad)
@@ -446,6 +454,21 @@ mod tests {
             );
         }
         Condition::from_headers(&headers, "if-match")
+    }
+
+    #[test]
+    fn a_diesel_no_row_is_404_through_question_mark() {
+        fn handler() -> Result<(), Problem> {
+            Err(diesel::result::Error::NotFound)?;
+            Ok(())
+        }
+        let problem = handler().unwrap_err();
+        assert_eq!(problem.status(), StatusCode::NOT_FOUND, "{problem:?}");
+        let through_occ = Problem::from(OccError::from(diesel::result::Error::NotFound));
+        assert_eq!(through_occ.status(), StatusCode::NOT_FOUND);
+        // Anything else diesel says stays a 500.
+        let other = Problem::from(diesel::result::Error::AlreadyInTransaction);
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -152,7 +152,7 @@ where
         match self.query.row() {
             Some((table, key)) => OccError::NotFound { table, key },
             None => OccError::NoRow {
-                query: self.sql::<DB>(),
+                query: Some(self.sql::<DB>()),
             },
         }
     }
