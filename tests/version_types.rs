@@ -14,6 +14,7 @@ use common::TestDb;
 /// column `$ddl` on the database `$open` gives, starting at `$initial`. Each
 /// module spells its table and model out in full, as a user writes them: the
 /// derive must see the version's type exactly as written.
+#[allow(unused_macros)]
 macro_rules! round_trip {
     ($open:expr, $ddl:literal, $initial:expr) => {
         #[test]
@@ -76,6 +77,7 @@ macro_rules! round_trip {
     };
 }
 
+#[allow(dead_code)]
 fn parse_like<V: occ::Version>(_: &V, text: &str) -> Option<V> {
     V::from_text(text)
 }
