@@ -11,16 +11,76 @@ use crate::ast::{Field, Input};
 use crate::check;
 use crate::ctxt::Ctxt;
 
-pub fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+pub fn derive(input: &DeriveInput) -> TokenStream {
     let mut cx = Ctxt::default();
-    let Some(parsed) = Input::from_syn(&mut cx, input) else {
-        cx.check()?;
-        unreachable!("a rejected input reports an error");
-    };
-    let roles = check::roles(&mut cx, &parsed);
-    cx.check()?;
-    let roles = roles.expect("roles without errors");
-    Ok(expand(&parsed, &roles))
+    let parsed = Input::from_syn(&mut cx, input);
+    let roles = parsed
+        .as_ref()
+        .and_then(|parsed| check::roles(&mut cx, parsed));
+    match (cx.check(), &parsed, roles) {
+        (Ok(()), Some(parsed), Some(roles)) => expand(parsed, &roles),
+        (Err(error), ..) => fallback(input, parsed.as_ref(), error),
+        _ => unreachable!("a rejected input reports an error"),
+    }
+}
+
+/// The errors, and impls of the traits that stand in for the real ones, as
+/// thiserror's fallback does: without them every method call on the model
+/// would add an error of its own to the one mistake. The impl's types are the
+/// first error itself (`compile_error!` in type position), so rustc reports
+/// nothing else about them.
+fn fallback(input: &DeriveInput, parsed: Option<&Input<'_>>, error: syn::Error) -> TokenStream {
+    let mut errors = error.into_iter();
+    let first = errors
+        .next()
+        .expect("at least one error")
+        .into_compile_error();
+    let rest = errors.map(syn::Error::into_compile_error);
+    let krate = parsed
+        .and_then(|p| p.attrs.crate_path.clone())
+        .unwrap_or_else(|| syn::parse_quote!(::occ));
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let unreachable = quote!(::core::unreachable!(
+        "#[derive(Optimistic)] reported an error"
+    ));
+    quote! {
+        #[allow(unused_qualifications)]
+        const _: () = {
+            use #krate::__private as __occ;
+            type __OccInvalid = [(); #first];
+            #(#rest)*
+            #[automatically_derived]
+            impl #impl_generics __occ::Optimistic for #ident #ty_generics #where_clause {
+                type Table = __OccInvalid;
+                type Key = __OccInvalid;
+                type Version = __OccInvalid;
+                type VersionColumn = __OccInvalid;
+                type KeyPredicate = __OccInvalid;
+                type VersionPredicate = __OccInvalid;
+                type Changeset = __OccInvalid;
+                type KeyValues = __OccInvalid;
+                type WritableValues = __OccInvalid;
+                const TABLE_NAME: &'static str = "";
+                const VERSION_GENERATED: bool = false;
+                const KEY_COLUMNS: &'static [&'static str] = &[];
+                const WRITABLE_COLUMNS: &'static [&'static str] = &[];
+                fn key(&self) -> Self::Key { #unreachable }
+                fn version(&self) -> &Self::Version { #unreachable }
+                fn set_version(&mut self, _: Self::Version) { #unreachable }
+                fn key_predicate(_: Self::Key) -> Self::KeyPredicate { #unreachable }
+                fn version_predicate(_: Self::Version) -> Self::VersionPredicate { #unreachable }
+                fn changeset(&self) -> Self::Changeset { #unreachable }
+                fn key_values(&self) -> Self::KeyValues { #unreachable }
+                fn writable_values(&self) -> Self::WritableValues { #unreachable }
+                fn describe_key(_: &Self::Key) -> ::std::string::String { #unreachable }
+            }
+            #[automatically_derived]
+            impl #impl_generics __occ::ChangedFields for #ident #ty_generics #where_clause {
+                fn changed_fields(&self, _: &Self) -> ::std::vec::Vec<&'static str> { #unreachable }
+            }
+        };
+    }
 }
 
 fn expand(input: &Input<'_>, roles: &check::Roles<'_, '_>) -> TokenStream {

@@ -20,7 +20,7 @@ pub fn derive_optimistic(input: proc_macro::TokenStream) -> proc_macro::TokenStr
 
 fn derive(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     syn::parse2::<syn::DeriveInput>(input)
-        .and_then(|input| expand::derive(&input))
+        .map(|input| expand::derive(&input))
         .unwrap_or_else(syn::Error::into_compile_error)
 }
 
