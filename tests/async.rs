@@ -432,6 +432,8 @@ mod server {
             assert_eq!(free.iter().map(|c| c.id).collect::<Vec<_>>(), [2, 3]);
             let error = Counter::find_exclusive(&mut conn, 2).await.unwrap_err();
             assert!(matches!(error, OccError::NotInTransaction { .. }), "{error:?}");
+            // The way out it names is the async one.
+            assert!(error.to_string().ends_with("run it inside conn.transaction(..) or occ::retry_async(..)"), "{error}");
             holder.release().await;
 
             // Found and not found, through every terminal.

@@ -8,7 +8,10 @@
 //! `cargo test` on a fresh machine compiles) included: CI runs it in each
 //! combination with `OCC_UI=locks`, which skips the rest.
 //! `tests/ui/locks-async` holds the same on diesel-async's SQLite connection
-//! (feature `async-sqlite`).
+//! (feature `async-sqlite`). `tests/ui/locks-pg` is a row type that does not
+//! fit on a connection that has row locks, and `tests/ui/locks-pooled` a
+//! lock on a pool's connection while occ's feature for that pool is off:
+//! each runs in the feature sets where it applies.
 
 #[test]
 fn ui() {
@@ -22,5 +25,17 @@ fn ui() {
     }
     if cfg!(feature = "async-sqlite") {
         t.compile_fail("tests/ui/locks-async/*.rs");
+    }
+    if cfg!(feature = "postgres") {
+        t.compile_fail("tests/ui/locks-pg/*.rs");
+    }
+    if cfg!(all(feature = "postgres", not(feature = "r2d2"))) {
+        t.compile_fail("tests/ui/locks-pooled/r2d2-feature-off.rs");
+    }
+    if cfg!(all(feature = "async-postgres", not(feature = "deadpool"))) {
+        t.compile_fail("tests/ui/locks-pooled/deadpool-feature-off.rs");
+    }
+    if cfg!(all(feature = "async-postgres", not(feature = "bb8"))) {
+        t.compile_fail("tests/ui/locks-pooled/bb8-feature-off.rs");
     }
 }

@@ -466,8 +466,11 @@ per_server! {
         })
         .unwrap();
         match Account::lock(2).exclusive().get_result::<Account, _>(&mut b) {
-            Err(OccError::NotInTransaction { operation }) => {
+            Err(error @ OccError::NotInTransaction { .. }) => {
+                let OccError::NotInTransaction { operation, run_in } = &error else { unreachable!() };
                 assert_eq!(operation, "locking the row of accounts with id = 2");
+                assert_eq!(*run_in, "conn.transaction(..) or occ::retry(..)");
+                assert!(error.to_string().ends_with("run it inside conn.transaction(..) or occ::retry(..)"), "{error}");
             }
             other => panic!("expected NotInTransaction, got {other:?}"),
         }
@@ -556,7 +559,7 @@ per_server! {
         let started = Instant::now();
         let result = items::table.find(1).select(items::id).exclusive().get_result::<i32, _>(&mut conn);
         match result {
-            Err(OccError::NotInTransaction { operation }) => {
+            Err(OccError::NotInTransaction { operation, .. }) => {
                 assert!(operation.contains("FOR UPDATE"), "{operation}");
             }
             other => panic!("expected NotInTransaction, got {other:?}"),

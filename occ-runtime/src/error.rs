@@ -115,11 +115,14 @@ pub enum OccError {
     /// as soon as the statement ends. Nothing was sent to the database.
     #[error(
         "{operation} needs an open transaction: a row lock outside one ends with the \
-         statement; run it inside conn.transaction(..) or occ::retry(..)"
+         statement; run it inside {run_in}"
     )]
     NotInTransaction {
         /// What was attempted, e.g. `FOR UPDATE on products`.
         operation: String,
+        /// Where to run it: `conn.transaction(..) or occ::retry(..)` on a
+        /// sync connection, `occ::retry_async(..)` on an async one.
+        run_in: &'static str,
     },
 
     /// `occ::retry` was called inside an open transaction. A retry must restart

@@ -75,6 +75,11 @@ pub enum Dialect {
 /// `PgConnection` and `MysqlConnection`, as the enabled features allow, and
 /// r2d2's pooled ones (feature `r2d2`). Sealed: occ knows what each backend
 /// needs.
+#[diagnostic::on_unimplemented(
+    message = "occ does not run on `{Self}`",
+    label = "needs a diesel connection of a backend occ's features enable",
+    note = "occ runs on `SqliteConnection`, `PgConnection` and `MysqlConnection` with its features `sqlite`, `postgres` and `mysql`, and on their r2d2 pooled connections with its feature `r2d2`, e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`"
+)]
 pub trait OccConnection: Connection + LoadConnection + Exec<Blocking, Db: sealed::Hooks> {}
 
 /// A connection, sync or async, whose backend has row locks:
@@ -84,6 +89,7 @@ pub trait OccConnection: Connection + LoadConnection + Exec<Blocking, Db: sealed
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no row locks",
     label = "row locks need a PostgreSQL or MySQL/MariaDB connection",
+    note = "a pool's connection has row locks when occ's feature for that pool is on: `r2d2` for diesel's r2d2 pool, `deadpool` or `bb8` for diesel-async's pools, e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`",
     note = "SQLite locks the whole database, not rows: run the read and the write in `conn.immediate_transaction(..)`, which takes SQLite's write lock up front, or use a versioned write (`update_versioned`) instead"
 )]
 pub trait RowLocking: Send {
@@ -131,6 +137,7 @@ pub(crate) mod sealed {
     #[diagnostic::on_unimplemented(
         message = "`{Self}` has no row locks",
         label = "row locks need a PostgreSQL or MySQL/MariaDB connection",
+        note = "a pool's connection has row locks when occ's feature for that pool is on: `r2d2` for diesel's r2d2 pool, `deadpool` or `bb8` for diesel-async's pools, e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`",
         note = "SQLite locks the whole database, not rows: run the read and the write in `conn.immediate_transaction(..)`, which takes SQLite's write lock up front, or use a versioned write (`update_versioned`) instead"
     )]
     pub trait Kind {

@@ -31,6 +31,8 @@ where
 {
     type Db = C::Backend;
 
+    const TRANSACTION_HINT: &'static str = "conn.transaction(..) or occ::retry(..)";
+
     fn status(&mut self) -> &mut TransactionManagerStatus {
         C::TransactionManager::transaction_manager_status_mut(self)
     }

@@ -52,6 +52,11 @@ pub trait Exec<K>: Sized {
     /// connection traits' own `Backend`).
     type Db: Backend;
 
+    /// Where a row lock asked for outside a transaction should run, for
+    /// [`OccError::NotInTransaction`]: the transaction and the retry helper
+    /// of this kind of connection.
+    const TRANSACTION_HINT: &'static str;
+
     /// The state of diesel's transaction manager on this connection.
     fn status(&mut self) -> &mut TransactionManagerStatus;
 

@@ -23,6 +23,8 @@ where
 {
     type Db = <C as AsyncConnectionCore>::Backend;
 
+    const TRANSACTION_HINT: &'static str = "conn.transaction(..) or occ::retry_async(..)";
+
     fn status(&mut self) -> &mut TransactionManagerStatus {
         C::TransactionManager::transaction_manager_status_mut(self)
     }

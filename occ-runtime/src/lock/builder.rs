@@ -240,9 +240,10 @@ impl<Q, S, W, O> Locked<Q, S, W, O> {
 /// Kept apart from the methods so that a connection without row locks is
 /// reported by its missing [`RowLocking`] first.
 #[diagnostic::on_unimplemented(
-    message = "this locked query cannot be loaded on this connection",
-    label = "needs a PostgreSQL or MySQL/MariaDB connection, and a row type that matches the selection",
-    note = "SQLite has no row locks: run the read and the write in `conn.immediate_transaction(..)` instead"
+    message = "this locked query cannot be loaded on `{C}`",
+    label = "needs a connection with row locks, and a row type that matches the selection",
+    note = "where the connection has row locks, the row type is what does not fit: load a `Selectable` model with `.select(Model::as_select())`, or name the Rust types of the selected columns, e.g. `(i32, String)` for `.select((id, name))`",
+    note = "where it has none, the error beside this one says why"
 )]
 pub trait RunLocked<C, U, K>: Sized {
     /// What [`Locked::load`] returns: `Result<Vec<U>, OccError>`, or a

@@ -175,7 +175,10 @@ where
                 Some((table, key)) => format!("locking the row of {table} with {key}"),
                 None => format!("`{}`", self.sql::<C::Db>()),
             };
-            return Err(OccError::NotInTransaction { operation });
+            return Err(OccError::NotInTransaction {
+                operation,
+                run_in: <C as Exec<K>>::TRANSACTION_HINT,
+            });
         }
         // A timeout set and not yet put back must not outlive a future
         // dropped while the lock waits.
