@@ -237,8 +237,7 @@ macro_rules! service {
 
         /// The product, with its `ETag`.
         fn tagged(product: Product) -> Response {
-            let version = product.version;
-            Tagged::new(&version, Json(ProductJson::from(product))).into_response()
+            Tagged::new(product.version, Json(ProductJson::from(product))).into_response()
         }
 
         async fn read(
@@ -259,18 +258,17 @@ macro_rules! service {
 
         /// The version the write must find: the one tag sent, checked by
         /// the statement itself; or, for `*`, a list or a weak tag, the
-        /// row's version after checking the condition against it.
+        /// row's version after checking the condition against it (the row
+        /// is read only then).
         async fn expected(
             conn: &mut Conn,
             id: i32,
             if_match: &IfMatch<i32>,
         ) -> Result<i32, Response> {
-            if let Some(version) = if_match.version() {
-                return Ok(version);
-            }
-            let current = find(conn, id).await.map_err(IntoResponse::into_response)?;
+            let current = async { Ok::<_, OccError>(find(conn, id).await?.map(|p| p.version)) };
             if_match
-                .check(current.as_ref().map(|p| &p.version))
+                .expected(current)
+                .await
                 .map_err(IntoResponse::into_response)
         }
 

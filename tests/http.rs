@@ -237,3 +237,98 @@ per_async_backend! {
         assert_eq!(get(&client, &base, 2).await.1["stock"], 0);
     }
 }
+
+/// A model, spelled as a handler has it.
+#[derive(serde::Serialize)]
+struct Widget {
+    id: i32,
+    version: i32,
+}
+
+/// The documented call, with the model moved into the body in the same call
+/// that reads its version.
+fn widget_response(widget: Widget) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    occ::http::axum::Tagged::new(widget.version, axum::Json(widget)).into_response()
+}
+
+#[test]
+fn tagged_takes_the_version_and_the_model_in_one_call() {
+    let response = widget_response(Widget { id: 1, version: 7 });
+    assert_eq!(response.headers()["etag"], "\"7\"");
+}
+
+/// `IfMatch<V>` as axum extracts it from a request with `value` in If-Match.
+async fn if_match(value: &str) -> occ::http::axum::IfMatch<i32> {
+    use axum::extract::FromRequestParts;
+    let request = axum::http::Request::builder()
+        .uri("/widgets/1")
+        .header("if-match", value)
+        .body(())
+        .unwrap();
+    let (mut parts, ()) = request.into_parts();
+    occ::http::axum::IfMatch::from_request_parts(&mut parts, &())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn if_match_expected_covers_star_lists_and_one_tag() {
+    use occ::http::Problem;
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let current = |version: Option<i32>| {
+        let reads = &reads;
+        async move {
+            reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, occ::OccError>(version)
+        }
+    };
+    // One strong tag: that version, and the row is not read.
+    assert_eq!(
+        if_match("\"3\"")
+            .await
+            .expected(current(Some(5)))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(reads.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // `*`: the row's version, if there is a row; 412 if there is none.
+    assert_eq!(
+        if_match("*")
+            .await
+            .expected(current(Some(5)))
+            .await
+            .unwrap(),
+        5
+    );
+    assert!(matches!(
+        if_match("*").await.expected(current(None)).await,
+        Err(Problem::PreconditionFailed { current: None, .. })
+    ));
+    // A list: the row's version when it is one of them, 412 when not, 404
+    // for a missing row.
+    assert_eq!(
+        if_match("\"4\", \"5\"")
+            .await
+            .expected(current(Some(5)))
+            .await
+            .unwrap(),
+        5
+    );
+    assert!(matches!(
+        if_match("\"4\", \"6\"")
+            .await
+            .expected(current(Some(5)))
+            .await,
+        Err(Problem::PreconditionFailed {
+            current: Some(_),
+            ..
+        })
+    ));
+    assert!(matches!(
+        if_match("\"4\", \"6\"").await.expected(current(None)).await,
+        Err(Problem::NotFound { .. })
+    ));
+    assert_eq!(reads.load(std::sync::atomic::Ordering::Relaxed), 5);
+}

@@ -31,9 +31,33 @@ impl<V: Version> IfMatch<V> {
     /// The version the write must find, when the header is one strong tag
     /// of `V`: pass it to `update_if_version`, which checks it in the
     /// statement itself. `None` for `*`, a list, a weak tag or a tag that is
-    /// no version: then read the row and [`check`](Self::check) it.
+    /// no version: then read the row and [`check`](Self::check) it, or let
+    /// [`expected`](Self::expected) do both.
     pub fn version(&self) -> Option<V> {
         self.condition.single_version()
+    }
+
+    /// The version the write must find, for every form of the header: the
+    /// one strong tag sent ([`version`](Self::version)), without reading
+    /// anything; for `If-Match: *`, a list or a weak tag, the row's version
+    /// read by `current` (`None`: no row) after [`check`](Self::check)ing the
+    /// condition against it. `current` is a future, awaited only when it is
+    /// needed. Either way the write's own `WHERE` then checks the version,
+    /// so a write between the read and the write is still a 412.
+    ///
+    /// `examples/http_service.rs` uses it in every write handler: `current`
+    /// there is `async { Ok(find(conn, id).await?.map(|p| p.version)) }`.
+    pub async fn expected<E>(
+        &self,
+        current: impl core::future::Future<Output = Result<Option<V>, E>>,
+    ) -> Result<V, Problem>
+    where
+        Problem: From<E>,
+    {
+        match self.version() {
+            Some(version) => Ok(version),
+            None => self.check(current.await?.as_ref()),
+        }
     }
 
     /// Evaluates the condition against the row's version now (`None`: no
@@ -106,8 +130,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     }
 }
 
-/// A response with the `ETag` of a version: `Tagged::new(&product.version,
-/// Json(product))`.
+/// A response with the `ETag` of a version: `Tagged::new(product.version,
+/// Json(product))`. The version is taken by value, so the body can take the
+/// model in the same call; a version that is not `Copy` (a `String`) is
+/// cloned first: `Tagged::new(product.version.clone(), Json(product))`.
 #[derive(Debug, Clone)]
 pub struct Tagged<T> {
     etag: HeaderValue,
@@ -116,9 +142,9 @@ pub struct Tagged<T> {
 
 impl<T> Tagged<T> {
     /// `body`, with the strong tag of `version`.
-    pub fn new<V: Version>(version: &V, body: T) -> Self {
+    pub fn new<V: Version>(version: V, body: T) -> Self {
         Self {
-            etag: etag(version),
+            etag: etag(&version),
             body,
         }
     }
