@@ -1,4 +1,5 @@
-//! Compile tests: each mistake in `tests/ui/fail` must be reported at its
+//! Compile tests, ignored by a plain `cargo test` for their build time
+//! (`cargo test -- --include-ignored` runs them): each mistake in `tests/ui/fail` must be reported at its
 //! culprit with a `help:` line (the expected output is the `.stderr` beside
 //! it), and each model in `tests/ui/pass` must compile and work. They need only
 //! the default `sqlite` feature.
@@ -14,6 +15,7 @@
 //! each runs in the feature sets where it applies.
 
 #[test]
+#[ignore = "builds every case in tests/ui (about 2 minutes): cargo test -- --include-ignored runs it, as CI does"]
 fn ui() {
     let t = trybuild::TestCases::new();
     if std::env::var("OCC_UI").as_deref() != Ok("locks") {
