@@ -247,6 +247,12 @@ pub trait AsyncOptimisticDsl:
 
     /// Applies `changes` and the next version to the row with `key`, if it has
     /// version `expected`; returns the new version.
+    ///
+    /// Unlike the sync method, `changes` must own its values (`'static`):
+    /// pass the changeset struct or the `(column.eq(value), ..)` tuple by
+    /// value, not `&input`. The future of a write generic over the backend
+    /// must be `Send` for every lifetime rustc erases inside it, which a
+    /// borrowed changeset does not meet (rust-lang/rust#100013).
     fn update_if_version<C, S>(
         conn: &mut C,
         key: Self::Key,
