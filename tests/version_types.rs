@@ -237,6 +237,60 @@ mod chrono_naive_mysql {
     round_trip!(mysql!(), "DATETIME(6)", chrono::Utc::now().naive_utc());
 }
 
+#[cfg(all(feature = "chrono", feature = "postgres"))]
+mod chrono_naive_postgres {
+    use super::*;
+    use chrono::NaiveDateTime;
+    use occ::prelude::*;
+
+    diesel::table! {
+        use diesel::sql_types::*;
+        stamps (id) {
+            id -> Integer,
+            value -> Integer,
+            version -> Timestamp,
+        }
+    }
+
+    #[derive(Queryable, Selectable, Optimistic, Debug, Clone, PartialEq)]
+    #[diesel(table_name = stamps)]
+    struct Row {
+        id: i32,
+        value: i32,
+        #[occ(version)]
+        version: NaiveDateTime,
+    }
+
+    round_trip!(pg!(), "TIMESTAMP", chrono::Utc::now().naive_utc());
+}
+
+#[cfg(all(feature = "chrono", feature = "sqlite"))]
+mod chrono_naive_sqlite {
+    use super::*;
+    use chrono::NaiveDateTime;
+    use occ::prelude::*;
+
+    diesel::table! {
+        use diesel::sql_types::*;
+        stamps (id) {
+            id -> Integer,
+            value -> Integer,
+            version -> Timestamp,
+        }
+    }
+
+    #[derive(Queryable, Selectable, Optimistic, Debug, Clone, PartialEq)]
+    #[diesel(table_name = stamps)]
+    struct Row {
+        id: i32,
+        value: i32,
+        #[occ(version)]
+        version: NaiveDateTime,
+    }
+
+    round_trip!(sqlite!(), "TEXT", chrono::Utc::now().naive_utc());
+}
+
 #[cfg(all(feature = "time", feature = "sqlite"))]
 mod time_primitive_sqlite {
     use super::*;
