@@ -266,6 +266,7 @@ impl OccError {
 /// come back unchanged.
 ///
 /// ```
+/// # extern crate occ_runtime as occ;
 /// use occ::{AsOccError, OccError};
 ///
 /// #[derive(Debug)]
