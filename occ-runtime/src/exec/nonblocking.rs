@@ -3,12 +3,15 @@
 use alloc::borrow::Cow;
 use core::time::Duration;
 
+use core::pin::pin;
+
 use diesel::connection::TransactionManagerStatus;
-use diesel::{OptionalExtension, QueryResult};
+use diesel::QueryResult;
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 use diesel_async::{
-    AsyncConnection, AsyncConnectionCore, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
+    AsyncConnection, AsyncConnectionCore, SimpleAsyncConnection, TransactionManager,
 };
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Exec, Execute, Load, TextQuery, TextRow};
 
@@ -34,9 +37,7 @@ where
     }
 
     async fn text(&mut self, query: TextQuery) -> QueryResult<Option<String>> {
-        let row = RunQueryDsl::get_result::<TextRow>(query, self)
-            .await
-            .optional()?;
+        let row: Option<TextRow> = first(query, self).await?;
         Ok(row.map(|row| row.occ_text))
     }
 
@@ -63,7 +64,7 @@ where
     Q: ExecuteDsl<C>,
 {
     async fn send(self, conn: &mut C) -> QueryResult<usize> {
-        RunQueryDsl::execute(self, conn).await
+        ExecuteDsl::execute(self, conn).await
     }
 }
 
@@ -74,10 +75,26 @@ where
     Q: LoadQuery<'static, C, U> + 'static,
 {
     async fn load_all(self, conn: &mut C) -> QueryResult<Vec<U>> {
-        RunQueryDsl::load(self, conn).await
+        self.internal_load(conn).await?.try_collect().await
     }
 
     async fn load_first(self, conn: &mut C) -> QueryResult<Option<U>> {
-        RunQueryDsl::get_result(self, conn).await.optional()
+        first(self, conn).await
     }
+}
+
+// Through diesel-async's `methods` traits rather than its `RunQueryDsl`:
+// from 0.10 on, `RunQueryDsl` covers only the query types diesel marks
+// (`RunQueryDslSupport`, new in diesel 2.4), and occ's own statements work
+// with every release from 0.9 on.
+
+/// The first row of `query`, if any (what diesel-async's `get_result` and
+/// `optional` give).
+async fn first<C, Q, U>(query: Q, conn: &mut C) -> QueryResult<Option<U>>
+where
+    C: AsyncConnectionCore,
+    Q: LoadQuery<'static, C, U>,
+{
+    let mut rows = pin!(query.internal_load(conn).await?);
+    rows.next().await.transpose()
 }
