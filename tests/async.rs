@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::nonblocking::AsyncTestDb;
-use common::TestDb;
+use common::{AppError, TestDb};
 use occ::async_prelude::*;
 use tokio::sync::Barrier;
 
@@ -36,34 +36,6 @@ struct Counter {
     value: i32,
     #[occ(version)]
     version: i32,
-}
-
-/// A service's own error type, as the README's retry section writes it.
-#[derive(Debug)]
-enum AppError {
-    InsufficientStock { left: i32 },
-    Occ(OccError),
-}
-
-impl From<OccError> for AppError {
-    fn from(error: OccError) -> Self {
-        Self::Occ(error)
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Occ(error.into())
-    }
-}
-
-impl occ::AsOccError for AppError {
-    fn as_occ_error(&self) -> Option<&OccError> {
-        match self {
-            Self::Occ(error) => Some(error),
-            Self::InsufficientStock { .. } => None,
-        }
-    }
 }
 
 fn setup<D: TestDb>(db: &D) {

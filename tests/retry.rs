@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
-use common::TestDb;
+use common::{AppError, TestDb};
 use occ::prelude::*;
 
 diesel::table! {
@@ -25,34 +25,6 @@ struct Counter {
     value: i32,
     #[occ(version)]
     version: i32,
-}
-
-/// A service's own error type, as the README's retry section writes it.
-#[derive(Debug)]
-enum AppError {
-    InsufficientStock { left: i32 },
-    Occ(OccError),
-}
-
-impl From<OccError> for AppError {
-    fn from(error: OccError) -> Self {
-        Self::Occ(error)
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Occ(error.into())
-    }
-}
-
-impl occ::AsOccError for AppError {
-    fn as_occ_error(&self) -> Option<&OccError> {
-        match self {
-            Self::Occ(error) => Some(error),
-            Self::InsufficientStock { .. } => None,
-        }
-    }
 }
 
 fn setup<D: TestDb>(db: &D) -> D::Conn {

@@ -17,6 +17,36 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
+use occ::OccError;
+
+/// A service's own error type, as the README's retry section writes it: the
+/// retry tests of the sync and the async API return it from their bodies.
+#[derive(Debug)]
+pub enum AppError {
+    InsufficientStock { left: i32 },
+    Occ(OccError),
+}
+
+impl From<OccError> for AppError {
+    fn from(error: OccError) -> Self {
+        Self::Occ(error)
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Occ(error.into())
+    }
+}
+
+impl occ::AsOccError for AppError {
+    fn as_occ_error(&self) -> Option<&OccError> {
+        match self {
+            Self::Occ(error) => Some(error),
+            Self::InsufficientStock { .. } => None,
+        }
+    }
+}
 
 /// Declares each test body once and runs it on every enabled backend:
 /// `tests/<file>.rs` gets modules `sqlite`, `postgres` and `mysql`, each with one

@@ -1,9 +1,8 @@
 //! Statements on a diesel-async connection, awaited by the caller.
 
 use alloc::borrow::Cow;
-use core::time::Duration;
-
 use core::pin::pin;
+use core::time::Duration;
 
 use diesel::connection::TransactionManagerStatus;
 use diesel::QueryResult;
