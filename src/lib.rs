@@ -6,10 +6,14 @@ pub use occ_derive::Optimistic;
 pub use occ_runtime::http;
 pub use occ_runtime::{
     lock, retry, retry_counted, AsOccError, BatchReport, ChangedFields, Isolation, LockDsl, Locked,
-    OccConnection, OccError, OptimisticDsl, Retried, RetryPolicy, RowLocking, Version,
+    OccConnection, OccError, Optimistic, OptimisticDsl, Reload, Retried, RetryPolicy, RowLocking,
+    Store, Version,
 };
 #[cfg(feature = "async")]
-pub use occ_runtime::{retry_async, retry_counted_async, AsyncOccConnection, AsyncOptimisticDsl};
+pub use occ_runtime::{
+    retry_async, retry_counted_async, AsyncOccConnection, AsyncOptimisticDsl, AsyncReload,
+    AsyncStore,
+};
 
 /// `use occ::prelude::*;` brings diesel's prelude, the derive, the traits whose
 /// methods occ adds ([`OptimisticDsl`], [`LockDsl`], [`ChangedFields`]), [`RetryPolicy`],

@@ -1,24 +1,16 @@
 //! What every `#[derive(Optimistic)]` model can do: versioned writes, reload
 //! and row locks by key.
 
-use diesel::connection::LoadConnection;
-use diesel::query_builder::{AsChangeset, QueryFragment, QueryId};
-use diesel::query_dsl::methods::LoadQuery;
-use diesel::{Connection, Selectable};
+use diesel::query_builder::AsChangeset;
 
-use crate::backend::{OccConnection, RowLocking};
-use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate, Partial};
+use crate::backend::RowLocking;
+use crate::batch::BatchReport;
 use crate::error::OccError;
-use crate::exec::{block_on, Blocking};
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
-use crate::query::{
-    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateReturning,
-    UpdateStatement, VersionProbe,
-};
+use crate::store::{Reload, Store};
 use crate::version::Version;
-use crate::write;
 
 /// Versioned writes, reload and row locks on sync diesel connections;
 /// implemented for every `#[derive(Optimistic)]` model and brought in by
@@ -34,21 +26,9 @@ pub trait OptimisticDsl: Optimistic {
     ///
     /// One round trip on success. On success `self`'s version field holds the
     /// new version; on failure nothing is written and `self` is unchanged.
-    fn update_versioned<'q, C>(&mut self, conn: &mut C) -> Result<(), OccError>
-    where
-        C: OccConnection,
-        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
-        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
+    fn update_versioned<C: Store<Self>>(&mut self, conn: &mut C) -> Result<(), OccError> {
         let next = self.version().next();
-        let stored = block_on(write::update::<Self, Blocking, C, _>(
-            conn,
-            self.key(),
-            self.version(),
-            self.changeset(),
-            next,
-        ))?;
+        let stored = conn.occ_update(self.key(), self.version(), self.changeset(), next)?;
         self.set_version(stored);
         Ok(())
     }
@@ -66,26 +46,13 @@ pub trait OptimisticDsl: Optimistic {
     /// `reload`).
     ///
     /// The README's "Conflicts with the current row" shows it at work.
-    fn update_versioned_or_current<'q, C>(&mut self, conn: &mut C) -> Result<Option<Self>, OccError>
-    where
-        C: OccConnection,
-        Self: Selectable<C::Backend>,
-        UpdateOrCurrent<Self, Self::Changeset, C::Backend>: LoadQuery<'static, C, (Self, bool)>,
-        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
-        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-        CurrentRow<Self, C::Backend>: LoadQuery<'static, C, Self>,
-    {
+    fn update_versioned_or_current<C: Reload<Self>>(
+        &mut self,
+        conn: &mut C,
+    ) -> Result<Option<Self>, OccError> {
         let next = self.version().next();
-        let written = block_on(
-            write::update_or_current::<Self, Blocking, C, C::Backend, _>(
-                conn,
-                self.key(),
-                self.version(),
-                self.changeset(),
-                next,
-            ),
-        )?;
+        let written =
+            conn.occ_update_or_current(self.key(), self.version(), self.changeset(), next)?;
         match written {
             Ok(stored) => {
                 self.set_version(stored);
@@ -96,39 +63,16 @@ pub trait OptimisticDsl: Optimistic {
     }
 
     /// Deletes the row if it still has the version this model holds.
-    fn delete_versioned<C>(&self, conn: &mut C) -> Result<(), OccError>
-    where
-        C: Connection + LoadConnection,
-        DeleteStatement<Self>: QueryFragment<C::Backend> + QueryId,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
-        let statement = delete_statement::<Self>(self.key(), self.version().clone());
-        block_on(write::execute::<Self, Blocking, C, _>(
-            conn,
-            statement,
-            self.key(),
-            self.version(),
-        ))
+    fn delete_versioned<C: Store<Self>>(&self, conn: &mut C) -> Result<(), OccError> {
+        conn.occ_delete(self.key(), self.version())
     }
 
     /// Moves the version forward without writing anything else, if the row still
     /// has the version this model holds: marks an aggregate as changed when only
     /// its children were written, so concurrent writers of the aggregate conflict.
-    fn bump_version<'q, C>(&mut self, conn: &mut C) -> Result<(), OccError>
-    where
-        C: OccConnection,
-        UpdateStatement<Self, ()>: QueryFragment<C::Backend> + QueryId,
-        UpdateReturning<Self, ()>: LoadQuery<'q, C, Self::Version>,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
+    fn bump_version<C: Store<Self, ()>>(&mut self, conn: &mut C) -> Result<(), OccError> {
         let next = self.version().next();
-        let stored = block_on(write::update::<Self, Blocking, C, _>(
-            conn,
-            self.key(),
-            self.version(),
-            (),
-            next,
-        ))?;
+        let stored = conn.occ_update(self.key(), self.version(), (), next)?;
         self.set_version(stored);
         Ok(())
     }
@@ -148,19 +92,11 @@ pub trait OptimisticDsl: Optimistic {
     /// ([`OccError::DuplicateInBatch`]) before anything is sent.
     ///
     /// The README's "Many rows at once" shows it at work.
-    fn update_versioned_all<'q, C>(
+    fn update_versioned_all<C: Store<Self>>(
         conn: &mut C,
         models: &mut [Self],
-    ) -> Result<BatchReport<Self>, OccError>
-    where
-        C: OccConnection,
-        BatchUpdate<Self>: LoadQuery<'static, C, i32>,
-        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
-        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
-        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
-        update_all(conn, models, Partial::Commit)
+    ) -> Result<BatchReport<Self>, OccError> {
+        conn.occ_update_all(models, false)
     }
 
     /// Writes every model of `models`, or none: the first row found at
@@ -168,98 +104,55 @@ pub trait OptimisticDsl: Optimistic {
     /// ([`OccError::Conflict`] or [`OccError::NotFound`], as its single
     /// write would say), and every model is left unchanged. Otherwise as
     /// [`update_versioned_all`](Self::update_versioned_all).
-    fn update_versioned_all_or_nothing<'q, C>(
+    fn update_versioned_all_or_nothing<C: Store<Self>>(
         conn: &mut C,
         models: &mut [Self],
-    ) -> Result<(), OccError>
-    where
-        C: OccConnection,
-        BatchUpdate<Self>: LoadQuery<'static, C, i32>,
-        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
-        UpdateStatement<Self, Self::Changeset>: QueryFragment<C::Backend> + QueryId,
-        UpdateReturning<Self, Self::Changeset>: LoadQuery<'q, C, Self::Version>,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
-        update_all(conn, models, Partial::RollBack).map(drop)
+    ) -> Result<(), OccError> {
+        conn.occ_update_all(models, true).map(drop)
     }
 
     /// Deletes the row of every model of `models` that still has the
     /// model's version, and reports per row what happened; the rows deleted
     /// stay deleted even when others failed. One transaction; on PostgreSQL
     /// one statement per chunk, elsewhere one versioned delete per row.
-    fn delete_versioned_all<C>(conn: &mut C, models: &[Self]) -> Result<BatchReport<Self>, OccError>
-    where
-        C: OccConnection,
-        BatchDelete<Self>: LoadQuery<'static, C, i32>,
-        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
-        DeleteStatement<Self>: QueryFragment<C::Backend> + QueryId,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
-        let outcomes = block_on(batch::delete_all::<Self, Blocking, C>(
-            conn,
-            models,
-            Partial::Commit,
-        ))?;
-        Ok(batch::settle_delete(models, outcomes))
+    fn delete_versioned_all<C: Store<Self>>(
+        conn: &mut C,
+        models: &[Self],
+    ) -> Result<BatchReport<Self>, OccError> {
+        conn.occ_delete_all(models, false)
     }
 
     /// Deletes the row of every model of `models`, or none: the first row
     /// found at another version or gone rolls the batch back and is the
     /// error.
-    fn delete_versioned_all_or_nothing<C>(conn: &mut C, models: &[Self]) -> Result<(), OccError>
-    where
-        C: OccConnection,
-        BatchDelete<Self>: LoadQuery<'static, C, i32>,
-        BatchProbe<Self>: LoadQuery<'static, C, (i32, Option<Self::Version>)>,
-        DeleteStatement<Self>: QueryFragment<C::Backend> + QueryId,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
-    {
-        block_on(batch::delete_all::<Self, Blocking, C>(
-            conn,
-            models,
-            Partial::RollBack,
-        ))
-        .map(drop)
+    fn delete_versioned_all_or_nothing<C: Store<Self>>(
+        conn: &mut C,
+        models: &[Self],
+    ) -> Result<(), OccError> {
+        conn.occ_delete_all(models, true).map(drop)
     }
 
     /// Reads every field of this row again.
-    fn reload<C>(&mut self, conn: &mut C) -> Result<(), OccError>
-    where
-        C: Connection + LoadConnection,
-        Self: Selectable<C::Backend>,
-        FindStatement<Self, C::Backend>: LoadQuery<'static, C, Self>,
-    {
-        *self = block_on(write::reload::<Self, Blocking, C, C::Backend>(
-            conn,
-            self.key(),
-        ))?;
+    fn reload<C: Reload<Self>>(&mut self, conn: &mut C) -> Result<(), OccError> {
+        *self = conn.occ_reload(self.key())?;
         Ok(())
     }
 
     /// Applies `changes` (any diesel `AsChangeset` for the model's table) and the
     /// next version to the row with `key`, if it has version `expected`; returns
     /// the new version.
-    fn update_if_version<'q, C, S>(
+    fn update_if_version<C, S>(
         conn: &mut C,
         key: Self::Key,
         expected: Self::Version,
         changes: S,
     ) -> Result<Self::Version, OccError>
     where
-        C: OccConnection,
         S: AsChangeset<Target = Self::Table>,
-        UpdateStatement<Self, S::Changeset>: QueryFragment<C::Backend> + QueryId,
-        UpdateReturning<Self, S::Changeset>: LoadQuery<'q, C, Self::Version>,
-        VersionProbe<Self>: LoadQuery<'static, C, Self::Version>,
+        C: Store<Self, S::Changeset>,
     {
         let next = expected.next();
-        block_on(write::update::<Self, Blocking, C, _>(
-            conn,
-            key,
-            &expected,
-            changes.as_changeset(),
-            next,
-        ))
+        conn.occ_update(key, &expected, changes.as_changeset(), next)
     }
 
     /// The row with `key`, to lock with the builders of [`LockDsl`]:
@@ -277,7 +170,7 @@ pub trait OptimisticDsl: Optimistic {
     where
         C: RowLocking,
         Locked<ByKey<Self>, Exclusive>:
-            RunLocked<C, Self, Blocking, One<'c> = Result<Self, OccError>>,
+            RunLocked<C, Self, C::Kind, One<'c> = Result<Self, OccError>>,
     {
         Self::lock(key).exclusive().run_get_result(conn)
     }
@@ -288,30 +181,10 @@ pub trait OptimisticDsl: Optimistic {
     fn find_shared<'c, C>(conn: &'c mut C, key: Self::Key) -> Result<Self, OccError>
     where
         C: RowLocking,
-        Locked<ByKey<Self>, Shared>: RunLocked<C, Self, Blocking, One<'c> = Result<Self, OccError>>,
+        Locked<ByKey<Self>, Shared>: RunLocked<C, Self, C::Kind, One<'c> = Result<Self, OccError>>,
     {
         Self::lock(key).shared().run_get_result(conn)
     }
 }
 
 impl<M: Optimistic> OptimisticDsl for M {}
-
-/// The batch update behind both forms: the report, with the new versions
-/// stored in the models written.
-fn update_all<'q, M, C>(
-    conn: &mut C,
-    models: &mut [M],
-    partial: Partial,
-) -> Result<BatchReport<M>, OccError>
-where
-    M: Optimistic,
-    C: OccConnection,
-    BatchUpdate<M>: LoadQuery<'static, C, i32>,
-    BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)>,
-    UpdateStatement<M, M::Changeset>: QueryFragment<C::Backend> + QueryId,
-    UpdateReturning<M, M::Changeset>: LoadQuery<'q, C, M::Version>,
-    VersionProbe<M>: LoadQuery<'static, C, M::Version>,
-{
-    let outcomes = block_on(batch::update_all::<M, Blocking, C>(conn, models, partial))?;
-    Ok(batch::settle_update(models, outcomes))
-}

@@ -9,7 +9,7 @@
 //! backend and connection needs); `query` (the statements); `transaction`;
 //! `write` (versioned writes and their outcome), `batch` (many rows at
 //! once) and `lock` (clause, builder,
-//! run); `dsl` and `async_dsl` (what a model can do) and `retry`; `http`
+//! run); `store` (what a connection can do for a model, per kind); `dsl` and `async_dsl` (what a model can do) and `retry`; `http`
 //! (versions as HTTP validators, beside the rest). Everything
 //! below `dsl` is written once, as async code generic over the kind of
 //! connection; the sync API drives it to completion in one poll.
@@ -29,6 +29,7 @@ pub mod lock;
 mod model;
 mod query;
 mod retry;
+mod store;
 mod trace;
 mod transaction;
 mod version;
@@ -43,10 +44,13 @@ pub use crate::batch::BatchReport;
 pub use crate::dsl::OptimisticDsl;
 pub use crate::error::{AsOccError, OccError};
 pub use crate::lock::builder::{LockDsl, Locked};
-pub use crate::model::ChangedFields;
+pub use crate::model::{ChangedFields, Optimistic};
 pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};
 #[cfg(feature = "async")]
 pub use crate::retry::{retry_async, retry_counted_async};
+#[cfg(feature = "async")]
+pub use crate::store::{AsyncReload, AsyncStore};
+pub use crate::store::{Reload, Store};
 pub use crate::version::Version;
 
 /// Not public API: what the derive's generated code names.

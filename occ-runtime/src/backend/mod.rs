@@ -93,9 +93,9 @@ pub trait OccConnection: Connection + LoadConnection + Exec<Blocking, Db: sealed
     note = "SQLite locks the whole database, not rows: run the read and the write in `conn.immediate_transaction(..)`, which takes SQLite's write lock up front, or use a versioned write (`update_versioned`) instead"
 )]
 pub trait RowLocking: Send {
-    /// How statements are sent on this connection; decides whether a lock
-    /// terminal returns its result or a future of it.
-    #[doc(hidden)]
+    /// How statements are sent on this connection: sync or async. It
+    /// decides whether a lock terminal returns its result or a future of
+    /// it ([`RunLocked`](crate::lock::RunLocked)).
     type Kind;
 }
 

@@ -15,7 +15,7 @@ pub(crate) mod builder;
 mod clause;
 mod run;
 
-pub(crate) use self::builder::RunLocked;
+pub use self::builder::RunLocked;
 pub use self::clause::{
     AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, Shared, SkipLocked, Wait,
     WaitAtMost,
