@@ -110,9 +110,11 @@ where
     UpdateReturning<M, M::Changeset>: LoadQuery<'q, C, M::Version>,
     DeleteStatement<M>: QueryFragment<C::Backend> + QueryId,
     VersionProbe<M>: LoadQuery<'static, C, M::Version>,
-    BatchUpdate<M>: LoadQuery<'static, C, i32>,
-    BatchDelete<M>: LoadQuery<'static, C, i32>,
-    BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)>,
+    // `'q`, not `'static`: the batch statements hold the models' values,
+    // which a model may borrow.
+    BatchUpdate<M>: LoadQuery<'q, C, i32>,
+    BatchDelete<M>: LoadQuery<'q, C, i32>,
+    BatchProbe<M>: LoadQuery<'q, C, (i32, Option<M::Version>)>,
 {
     fn occ_update(
         &mut self,
