@@ -10,10 +10,9 @@
 //! generic over the model and the connection names only these (see
 //! [`Store`]). Their methods are occ's own and hidden; call the model's.
 
-use diesel::connection::LoadConnection;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::query_dsl::methods::LoadQuery;
-use diesel::{Connection, Selectable};
+use diesel::Selectable;
 
 use crate::backend::OccConnection;
 use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate, Partial};
@@ -187,8 +186,8 @@ pub trait Reload<M: Optimistic>: Store<M> {
 
 impl<'q, M, C> Reload<M> for C
 where
-    M: Optimistic + Selectable<<C as Connection>::Backend>,
-    C: Store<M> + LoadConnection,
+    M: Optimistic + Selectable<C::Backend>,
+    C: Store<M>,
     FindStatement<M, C::Backend>: LoadQuery<'static, C, M>,
     UpdateOrCurrent<M, M::Changeset, C::Backend>: LoadQuery<'static, C, (M, bool)>,
     CurrentRow<M, C::Backend>: LoadQuery<'static, C, M>,
