@@ -1,5 +1,20 @@
 #![warn(missing_docs)]
+// The README links its guides on docs.rs; in the crate's own documentation
+// the same link labels resolve to the modules here (the first definition of
+// a label wins), so `cargo doc` links within the crate.
+#![doc = "[models]: crate::guide::models"]
+#![doc = "[versioned writes]: crate::guide::versioned_writes"]
+#![doc = "[batches]: crate::guide::batches"]
+#![doc = "[locks]: crate::guide::locks"]
+#![doc = "[errors]: crate::guide::errors"]
+#![doc = "[retry]: crate::guide::retry"]
+#![doc = "[async]: crate::guide::asynchronous"]
+#![doc = "[HTTP]: crate::guide::http"]
+#![doc = "[strategy]: crate::guide::strategy"]
+#![doc = "[backends]: crate::guide::backends"]
 #![doc = include_str!("../README.md")]
+
+pub mod guide;
 
 pub use occ_derive::Optimistic;
 #[cfg(feature = "http")]

@@ -45,7 +45,7 @@ pub trait OptimisticDsl: Optimistic {
     /// (against three statements for `update_versioned`, its probe and a
     /// `reload`).
     ///
-    /// The README's "Conflicts with the current row" shows it at work.
+    /// The guide `occ::guide::versioned_writes` shows it at work.
     fn update_versioned_or_current<C: Reload<Self>>(
         &mut self,
         conn: &mut C,
@@ -91,7 +91,7 @@ pub trait OptimisticDsl: Optimistic {
     /// A batch that holds a key twice is refused
     /// ([`OccError::DuplicateInBatch`]) before anything is sent.
     ///
-    /// The README's "Many rows at once" shows it at work.
+    /// The guide `occ::guide::batches` shows it at work.
     fn update_versioned_all<C: Store<Self>>(
         conn: &mut C,
         models: &mut [Self],

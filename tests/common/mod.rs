@@ -19,7 +19,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use occ::OccError;
 
-/// A service's own error type, as the README's retry section writes it: the
+/// A service's own error type, as the retry guide (src/guide/retry.md) writes it: the
 /// retry tests of the sync and the async API return it from their bodies.
 #[derive(Debug)]
 pub enum AppError {
@@ -371,7 +371,7 @@ impl TestDb for MysqlDb {
 }
 
 /// A table `docs (id, body, version)` whose version a trigger moves on
-/// every update, as the README gives the triggers but counting in tens (so
+/// every update, as the guide to models (src/guide/models.md) gives the triggers but counting in tens (so
 /// that a version occ made up itself, one more, would show), and three rows
 /// at version 1: for connection type `C` of any backend.
 #[allow(dead_code)]
