@@ -27,7 +27,7 @@ pub use occ_runtime::{
 #[cfg(feature = "async")]
 pub use occ_runtime::{
     retry_async, retry_counted_async, AsyncOccConnection, AsyncOptimisticDsl, AsyncReload,
-    AsyncStore,
+    AsyncStore, Attempt,
 };
 
 /// `use occ::prelude::*;` brings diesel's prelude, the derive, the traits whose

@@ -51,6 +51,8 @@ pub use crate::retry::{retry_async, retry_counted_async};
 #[cfg(feature = "async")]
 pub use crate::store::{AsyncReload, AsyncStore};
 pub use crate::store::{Reload, Store};
+#[cfg(feature = "async")]
+pub use crate::transaction::Attempt;
 pub use crate::version::Version;
 
 /// Not public API: what the derive's generated code names.

@@ -99,6 +99,9 @@ pub trait Store<M: Optimistic, Changes = <M as Optimistic>::Changeset>: OccConne
     ) -> Result<BatchReport<M>, OccError>;
 }
 
+// Hidden: its where-clauses are occ's statement types, which a reader
+// cannot look up; the trait's docs say what implements it.
+#[doc(hidden)]
 impl<'q, M, C, S> Store<M, S> for C
 where
     M: Optimistic,
@@ -184,6 +187,9 @@ pub trait Reload<M: Optimistic>: Store<M> {
     ) -> Result<Result<M::Version, M>, OccError>;
 }
 
+// Hidden: its where-clauses are occ's statement types, which a reader
+// cannot look up; the trait's docs say what implements it.
+#[doc(hidden)]
 impl<'q, M, C> Reload<M> for C
 where
     M: Optimistic + Selectable<C::Backend>,
@@ -311,6 +317,9 @@ mod nonblocking {
         ) -> impl Future<Output = Result<BatchReport<M>, OccError>> + Send;
     }
 
+    // Hidden: its where-clauses are occ's statement types, which a reader
+    // cannot look up; the trait's docs say what implements it.
+    #[doc(hidden)]
     impl<M, C, S> AsyncStore<M, S> for C
     where
         M: SendModel,
@@ -397,6 +406,9 @@ mod nonblocking {
         ) -> impl Future<Output = Result<Result<M::Version, M>, OccError>> + Send;
     }
 
+    // Hidden: its where-clauses are occ's statement types, which a reader
+    // cannot look up; the trait's docs say what implements it.
+    #[doc(hidden)]
     impl<M, C> AsyncReload<M> for C
     where
         M: SendModel + Selectable<C::Backend>,

@@ -62,12 +62,13 @@ impl<K, C: Exec<K>> Drop for Unfinished<'_, K, C> {
 /// A transaction's body, called once per attempt: a closure taking the
 /// connection and returning a future (an async closure whose future borrows
 /// nothing from the closure itself, or `|conn| async move { .. }`). Naming
-/// the future lets a caller require it to be `Send`. Public in a private
-/// module: `retry_async` names it, users cannot.
+/// the future lets [`retry_async`](crate::retry_async) require it to be
+/// `Send`. Implemented for every such closure; a bound, not a trait to
+/// implement.
 pub trait Attempt<A, R>: FnMut(A) -> <Self as Attempt<A, R>>::Fut {
     /// The future one call returns.
     type Fut: Future<Output = R>;
-    /// Calls the body.
+    #[doc(hidden)]
     fn attempt(&mut self, arg: A) -> Self::Fut;
 }
 

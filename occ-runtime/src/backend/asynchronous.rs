@@ -4,15 +4,16 @@
 
 use diesel_async::AsyncConnection;
 
-use super::sealed::Hooks;
-use crate::exec::{Exec, NonBlocking};
+use super::sealed::nonblocking::Sealed;
 
 /// A diesel-async connection occ runs transactions on: `AsyncPgConnection`,
 /// `AsyncMysqlConnection`, `SyncConnectionWrapper<SqliteConnection>` and the
 /// pooled connections of diesel-async's pools, as the enabled features allow.
-pub trait AsyncOccConnection: AsyncConnection + Exec<NonBlocking, Db: Hooks> {}
+pub trait AsyncOccConnection: AsyncConnection + Sealed {}
 
-impl<C> AsyncOccConnection for C where C: AsyncConnection + Exec<NonBlocking, Db: Hooks> {}
+// Hidden: its bounds are occ's own; the trait's docs say what implements it.
+#[doc(hidden)]
+impl<C> AsyncOccConnection for C where C: AsyncConnection + Sealed {}
 
 /// The pooled connections of diesel-async's deadpool pools.
 #[cfg(feature = "deadpool")]

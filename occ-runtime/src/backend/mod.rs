@@ -10,7 +10,7 @@ use diesel::connection::LoadConnection;
 use diesel::Connection;
 
 use crate::error::OccError;
-use crate::exec::{Blocking, Exec};
+use crate::exec::Exec;
 
 #[cfg(feature = "async")]
 mod asynchronous;
@@ -80,7 +80,7 @@ pub enum Dialect {
     label = "needs a diesel connection of a backend occ's features enable",
     note = "occ runs on `SqliteConnection`, `PgConnection` and `MysqlConnection` with its features `sqlite`, `postgres` and `mysql`, and on their r2d2 pooled connections with its feature `r2d2`, e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`"
 )]
-pub trait OccConnection: Connection + LoadConnection + Exec<Blocking, Db: sealed::Hooks> {}
+pub trait OccConnection: Connection + LoadConnection + sealed::sync::Sealed {}
 
 /// A connection, sync or async, whose backend has row locks:
 /// `PgConnection`, `MysqlConnection` (MySQL 8 and MariaDB) and r2d2's pooled
@@ -120,6 +120,7 @@ impl sealed::Kind for NoConnection {
 // missing `RowLocking` with the message above, without a list of the
 // connections that have them (which differs per feature set).
 #[diagnostic::do_not_recommend]
+#[doc(hidden)]
 impl<C: sealed::Kind + Send> RowLocking for C {
     type Kind = <C as sealed::Kind>::Kind;
 }
@@ -143,6 +144,29 @@ pub(crate) mod sealed {
     pub trait Kind {
         /// The kind.
         type Kind;
+    }
+
+    /// The supertraits of [`OccConnection`](super::OccConnection), under
+    /// the name rustdoc shows for them: what occ sends statements with.
+    pub mod sync {
+        use super::Hooks;
+        use crate::exec::{Blocking, Exec};
+
+        /// A connection occ sends statements on synchronously.
+        pub trait Sealed: Exec<Blocking, Db: Hooks> {}
+        impl<C: Exec<Blocking, Db: Hooks>> Sealed for C {}
+    }
+
+    /// The supertraits of [`AsyncOccConnection`](super::AsyncOccConnection),
+    /// under the name rustdoc shows for them.
+    #[cfg(feature = "async")]
+    pub mod nonblocking {
+        use super::Hooks;
+        use crate::exec::{Exec, NonBlocking};
+
+        /// A connection occ sends statements on asynchronously.
+        pub trait Sealed: Exec<NonBlocking, Db: Hooks> {}
+        impl<C: Exec<NonBlocking, Db: Hooks>> Sealed for C {}
     }
 
     /// What every backend tells the transaction code.

@@ -8,10 +8,9 @@ use diesel::query_builder::{AsQuery, QueryFragment};
 use diesel::query_dsl::methods::LimitDsl;
 use diesel::Table;
 
-use super::clause::sealed::{LockTarget, WaitPolicy, WaitUnchosen};
 use super::clause::{
-    AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, RowLock, Shared, SkipLocked, Wait,
-    WaitAtMost,
+    AllTables, Exclusive, KeyShared, LockTarget, NoKeyExclusive, NoWait, Of, RowLock, Shared,
+    SkipLocked, Wait, WaitAtMost, WaitPolicy, WaitUnchosen,
 };
 use super::run::{ByKey, LockableQuery, Parts};
 use crate::backend::sealed::LockBackend;
@@ -154,10 +153,32 @@ where
     /// `FOR SHARE` before any.
     pub fn to_sql<DB>(&self) -> String
     where
-        DB: LockBackend,
-        Q: Clone + LockableQuery<RowLock<S, W, O>, DB>,
-        Q::Locked: QueryFragment<DB>,
+        Self: LockSql<DB>,
     {
+        <Self as LockSql<DB>>::lock_sql(self)
+    }
+}
+
+/// A locked query that backend `DB` renders: every [`Locked`] whose query and
+/// lock `DB` can write (`diesel::pg::Pg`, `diesel::mysql::Mysql`). The bound
+/// of [`Locked::to_sql`].
+pub trait LockSql<DB> {
+    #[doc(hidden)]
+    fn lock_sql(&self) -> String;
+}
+
+// Hidden: its where-clauses are occ's query types; the trait's docs say what
+// implements it.
+#[doc(hidden)]
+impl<DB, Q, S, W, O> LockSql<DB> for Locked<Q, S, W, O>
+where
+    DB: LockBackend,
+    W: WaitPolicy,
+    O: LockTarget,
+    Q: Clone + LockableQuery<RowLock<S, W, O>, DB>,
+    Q::Locked: QueryFragment<DB>,
+{
+    fn lock_sql(&self) -> String {
         self.parts().debug_sql::<DB>()
     }
 }
@@ -239,6 +260,13 @@ impl<Q, S, W, O> Locked<Q, S, W, O> {
 /// What a lock builder's terminals need on connection `C` loading rows `U`.
 /// Kept apart from the methods so that a connection without row locks is
 /// reported by its missing [`RowLocking`] first.
+///
+/// `K` is the connection's [`RowLocking::Kind`]. Every [`Locked`] implements
+/// it for every connection with row locks (`PgConnection`, `MysqlConnection`,
+/// r2d2's pooled ones; `AsyncPgConnection`, `AsyncMysqlConnection` and the
+/// connections of deadpool and bb8) whose backend renders the lock, when `U`
+/// is what the selection loads. On a sync connection the terminals return
+/// `Result<_, OccError>`; on an async one a `Send` future of it, to `.await`.
 #[diagnostic::on_unimplemented(
     message = "this locked query cannot be loaded on `{C}`",
     label = "needs a connection with row locks, and a row type that matches the selection",
@@ -297,6 +325,7 @@ mod no_connection {
     macro_rules! never {
         ($kind:ty) => {
             #[diagnostic::do_not_recommend]
+            #[doc(hidden)]
             impl<C: NoRowLocks, U, Q, S, W, O> RunLocked<C, U, $kind> for Locked<Q, S, W, O> {
                 type Many<'c>
                     = Result<Vec<U>, OccError>
@@ -344,6 +373,7 @@ mod server {
     use crate::lock::run::{Fetch, Rows};
 
     #[diagnostic::do_not_recommend]
+    #[doc(hidden)]
     impl<C, Q, S, W, O, U> RunLocked<C, U, Blocking> for Locked<Q, S, W, O>
     where
         C: Exec<Blocking, Db: LockBackend> + Send,
@@ -403,6 +433,7 @@ mod server {
         // sees through to the futures each step returns and proves the whole
         // `Send`.
         #[diagnostic::do_not_recommend]
+        #[doc(hidden)]
         impl<C, Q, S, W, O, U> RunLocked<C, U, NonBlocking> for Locked<Q, S, W, O>
         where
             C: AsyncConnection<Backend: LockBackend>,

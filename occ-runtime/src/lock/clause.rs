@@ -46,44 +46,82 @@ pub struct AllTables;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Of<T>(pub(crate) T);
 
-/// What the type parameters of a lock mean. Public traits in a private module:
-/// they bound public methods, but nobody outside can name or implement them.
+/// A wait policy not chosen yet: [`Wait`], the one a builder starts with.
+/// `.nowait()`, `.skip_locked()` and `.timeout(..)` need it, so that a lock
+/// has one wait policy. Sealed: implemented by occ only.
+#[diagnostic::on_unimplemented(
+    message = "this lock already has a wait policy",
+    label = "a second wait policy",
+    note = "a row lock waits (optionally with `.timeout(..)`), fails at once (`.nowait()`) or skips locked rows (`.skip_locked()`): choose one"
+)]
+pub trait WaitUnchosen {
+    #[doc(hidden)]
+    fn sealed(_: seal::Seal);
+}
+impl WaitUnchosen for Wait {
+    fn sealed(_: seal::Seal) {}
+}
+
+/// How a lock treats rows that others hold: [`Wait`], [`WaitAtMost`],
+/// [`NoWait`] or [`SkipLocked`]. Sealed: implemented by occ only.
+pub trait WaitPolicy: Copy {
+    #[doc(hidden)]
+    const SQL: &'static str;
+    #[doc(hidden)]
+    const NOWAIT: bool = false;
+    #[doc(hidden)]
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+    #[doc(hidden)]
+    fn sealed(_: seal::Seal);
+}
+impl WaitPolicy for Wait {
+    const SQL: &'static str = "";
+    fn sealed(_: seal::Seal) {}
+}
+impl WaitPolicy for WaitAtMost {
+    const SQL: &'static str = "";
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.0)
+    }
+    fn sealed(_: seal::Seal) {}
+}
+impl WaitPolicy for NoWait {
+    const SQL: &'static str = " NOWAIT";
+    const NOWAIT: bool = true;
+    fn sealed(_: seal::Seal) {}
+}
+impl WaitPolicy for SkipLocked {
+    const SQL: &'static str = " SKIP LOCKED";
+    fn sealed(_: seal::Seal) {}
+}
+
+/// Which tables' rows a lock takes: [`AllTables`], or PostgreSQL's
+/// [`Of`] one table. Sealed: implemented by occ only.
+pub trait LockTarget: Clone {
+    #[doc(hidden)]
+    fn sealed(_: seal::Seal);
+}
+impl LockTarget for AllTables {
+    fn sealed(_: seal::Seal) {}
+}
+impl<T: Table + Clone> LockTarget for Of<T> {
+    fn sealed(_: seal::Seal) {}
+}
+
+/// A type outside code cannot name: a trait method that takes it cannot be
+/// written there, so the trait is implemented by occ only.
+mod seal {
+    pub struct Seal;
+}
+
+/// The SQL of each strength per backend. Public traits in a private module:
+/// they bound the clause's rendering, but nobody outside can name or
+/// implement them.
+#[cfg(any(feature = "postgres-backend", feature = "mysql-backend"))]
 pub(crate) mod sealed {
     use super::*;
-
-    /// A wait policy that has not been chosen yet.
-    #[diagnostic::on_unimplemented(
-        message = "this lock already has a wait policy",
-        label = "a second wait policy",
-        note = "a row lock waits (optionally with `.timeout(..)`), fails at once (`.nowait()`) or skips locked rows (`.skip_locked()`): choose one"
-    )]
-    pub trait WaitUnchosen {}
-    impl WaitUnchosen for Wait {}
-
-    /// How a lock treats rows that others hold.
-    pub trait WaitPolicy: Copy {
-        const SQL: &'static str;
-        const NOWAIT: bool = false;
-        fn timeout(&self) -> Option<Duration> {
-            None
-        }
-    }
-    impl WaitPolicy for Wait {
-        const SQL: &'static str = "";
-    }
-    impl WaitPolicy for WaitAtMost {
-        const SQL: &'static str = "";
-        fn timeout(&self) -> Option<Duration> {
-            Some(self.0)
-        }
-    }
-    impl WaitPolicy for NoWait {
-        const SQL: &'static str = " NOWAIT";
-        const NOWAIT: bool = true;
-    }
-    impl WaitPolicy for SkipLocked {
-        const SQL: &'static str = " SKIP LOCKED";
-    }
 
     /// A strength PostgreSQL can lock with.
     #[cfg(feature = "postgres-backend")]
@@ -131,11 +169,6 @@ pub(crate) mod sealed {
             }
         }
     }
-
-    /// Which tables' rows a lock takes: all, or PostgreSQL's `OF table`.
-    pub trait LockTarget: Clone {}
-    impl LockTarget for AllTables {}
-    impl<T: Table + Clone> LockTarget for Of<T> {}
 }
 
 /// The locking clause occ appends to a query. Its SQL depends on the server's
@@ -173,7 +206,7 @@ mod pg {
     use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment};
     use diesel::QueryResult;
 
-    use super::sealed::{PgStrength, WaitPolicy};
+    use super::sealed::PgStrength;
     use super::*;
 
     impl<S, W> QueryFragment<Pg> for RowLock<S, W, AllTables>
@@ -239,7 +272,7 @@ mod mysql {
     use diesel::query_builder::{AstPass, QueryFragment};
     use diesel::QueryResult;
 
-    use super::sealed::{MysqlStrength, WaitPolicy};
+    use super::sealed::MysqlStrength;
     use super::*;
 
     impl<S, W> QueryFragment<Mysql> for RowLock<S, W, AllTables>

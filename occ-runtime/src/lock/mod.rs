@@ -15,9 +15,9 @@ pub(crate) mod builder;
 mod clause;
 mod run;
 
-pub use self::builder::RunLocked;
+pub use self::builder::{LockSql, RunLocked};
 pub use self::clause::{
-    AllTables, Exclusive, KeyShared, NoKeyExclusive, NoWait, Of, Shared, SkipLocked, Wait,
-    WaitAtMost,
+    AllTables, Exclusive, KeyShared, LockTarget, NoKeyExclusive, NoWait, Of, Shared, SkipLocked,
+    Wait, WaitAtMost, WaitPolicy, WaitUnchosen,
 };
 pub use self::run::ByKey;

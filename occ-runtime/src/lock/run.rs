@@ -7,8 +7,7 @@ use diesel::query_builder::QueryFragment;
 use diesel::query_dsl::methods::LockingDsl;
 use diesel::{QueryResult, Selectable};
 
-use super::clause::sealed::{LockTarget, WaitPolicy};
-use super::clause::RowLock;
+use super::clause::{LockTarget, RowLock, WaitPolicy};
 use crate::backend::sealed::LockBackend;
 use crate::backend::Dialect;
 use crate::error::OccError;
