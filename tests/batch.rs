@@ -78,7 +78,57 @@ macro_rules! interfere {
     }};
 }
 
+diesel::table! {
+    shelves (code) {
+        code -> Text,
+        qty -> Integer,
+        version -> Integer,
+    }
+}
+
+/// A model whose declared key is not unique in its table: `shelves` has no
+/// constraint on `code`, and two rows share one.
+#[derive(Queryable, Selectable, Optimistic, Debug, Clone, PartialEq)]
+#[diesel(table_name = shelves, primary_key(code))]
+struct Shelf {
+    code: String,
+    qty: i32,
+    #[occ(version)]
+    version: i32,
+}
+
 per_backend! {
+    fn a_batch_over_a_key_that_is_not_unique_says_so_and_writes_nothing(db) {
+        db.exec("CREATE TABLE shelves (code VARCHAR(8) NOT NULL, qty INTEGER NOT NULL, version INTEGER NOT NULL)");
+        db.exec("INSERT INTO shelves (code, qty, version) VALUES ('A', 1, 0), ('A', 2, 0), ('B', 3, 0)");
+        let mut conn = db.conn();
+        let mut batch = vec![
+            Shelf { code: "B".into(), qty: 30, version: 0 },
+            Shelf { code: "A".into(), qty: 10, version: 0 },
+        ];
+        let error = Shelf::update_versioned_all_or_nothing(&mut conn, &mut batch).unwrap_err();
+        if module_path!().ends_with("postgres") {
+            // One statement for the batch: its RETURNING names row 1 twice.
+            assert_eq!(error.kind(), "internal", "{error:?}");
+            assert_eq!(
+                error.to_string(),
+                "a batch write on shelves returned row 1 twice: \
+                 is the key declared in #[diesel(primary_key(...))] unique?"
+            );
+        } else {
+            // Row by row: the write of "A" matched two rows.
+            assert!(matches!(&error, OccError::KeyNotUnique { table: "shelves", key, rows: 2 } if key == "code = \"A\""), "{error:?}");
+        }
+        assert!(!error.is_retryable());
+        let stored: Vec<(String, i32, i32)> = shelves::table
+            .select((shelves::code, shelves::qty, shelves::version))
+            .order((shelves::code, shelves::qty))
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(stored, [("A".into(), 1, 0), ("A".into(), 2, 0), ("B".into(), 3, 0)], "nothing written");
+        assert_eq!(batch.iter().map(|s| s.version).collect::<Vec<_>>(), [0, 0], "no model changed");
+    }
+
     fn a_batch_reports_what_happened_to_each_row(db) {
         let mut items = setup!(db, 5);
         interfere!(db);

@@ -306,7 +306,12 @@ where
             .and_then(|i| i.checked_sub(start));
         match row.and_then(|row| found.get_mut(row)) {
             Some(slot @ None) => *slot = Some(Outcome::Done),
-            _ => return Err(unexpected::<M>(index)),
+            Some(Some(_)) => return Err(unexpected::<M>(format!("returned row {index} twice"))),
+            None => {
+                return Err(unexpected::<M>(format!(
+                    "returned row {index}, which it was not sent"
+                )))
+            }
         }
     }
     let unwritten: Vec<usize> = (0..chunk.len()).filter(|&i| found[i].is_none()).collect();
@@ -323,26 +328,34 @@ where
                         None => Outcome::Missing,
                     })
                 }
-                _ => return Err(unexpected::<M>(index)),
+                Some(Some(_)) => {
+                    return Err(unexpected::<M>(format!("returned row {index} twice")))
+                }
+                None => {
+                    return Err(unexpected::<M>(format!(
+                        "returned row {index}, which it was not sent"
+                    )))
+                }
             }
         }
     }
     found
         .into_iter()
-        .map(|outcome| outcome.ok_or_else(|| unexpected::<M>(-1)))
+        .enumerate()
+        .map(|(row, outcome)| {
+            outcome
+                .ok_or_else(|| unexpected::<M>(format!("did not answer for row {}", start + row)))
+        })
         .collect()
 }
 
-/// A batch statement answered with a row index it was not sent, or twice:
-/// the key is not unique in the database.
-fn unexpected<M: Optimistic>(index: i32) -> OccError {
-    OccError::Database(diesel::result::Error::DeserializationError(
-        format!(
-            "a batch write on {} returned row {index} unexpectedly: \
-             is the key declared in #[diesel(primary_key(...))] unique?",
-            M::TABLE_NAME
-        )
-        .into(),
+/// A batch statement answered with a row index it was not sent, or twice,
+/// or not for every row: the key is not unique in the database.
+fn unexpected<M: Optimistic>(what: String) -> OccError {
+    OccError::Internal(format!(
+        "a batch write on {} {what}: \
+         is the key declared in #[diesel(primary_key(...))] unique?",
+        M::TABLE_NAME
     ))
 }
 

@@ -158,6 +158,14 @@ pub enum OccError {
     #[error("this database node cannot serve requests now; use another node or wait")]
     NodeUnavailable(#[source] DieselError),
 
+    /// occ's own check failed where the database reported no error: a batch
+    /// statement answered with a row it was not sent, or twice (the key in
+    /// `#[diesel(primary_key(...))]` is not unique in the database), or occ
+    /// broke a rule of its own (a bug in occ: please report it). The message
+    /// says which. Nothing was written; not retried.
+    #[error("{0}")]
+    Internal(String),
+
     /// Any other database error, unchanged.
     #[error(transparent)]
     Database(DieselError),
@@ -222,6 +230,7 @@ impl OccError {
             Self::ConnectionBroken(_) => "connection_broken",
             Self::CommitOutcomeUnknown(_) => "commit_outcome_unknown",
             Self::NodeUnavailable(_) => "node_unavailable",
+            Self::Internal(_) => "internal",
             Self::Database(_) => "database",
         }
     }

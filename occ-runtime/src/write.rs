@@ -226,9 +226,7 @@ where
 
 /// A write's statement was asked for twice; the transaction runs its body once.
 fn unrepeatable() -> OccError {
-    OccError::Database(diesel::result::Error::QueryBuilderError(
-        "a versioned write ran twice in one transaction".into(),
-    ))
+    OccError::Internal("a versioned write ran twice in one transaction: a bug in occ".into())
 }
 
 /// Why a write that matched nothing failed: the version found, or no row.
