@@ -12,7 +12,6 @@ use core::fmt;
 use std::collections::HashSet;
 
 use diesel::backend::Backend;
-use diesel::expression::Expression;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_source::Column;
 use diesel::serialize::ToSql;
@@ -22,7 +21,7 @@ use diesel::{QueryResult, RunQueryDsl};
 use crate::backend::sealed::Hooks;
 use crate::error::OccError;
 use crate::exec::{depth, Exec, Execute, Load};
-use crate::model::Optimistic;
+use crate::model::{Optimistic, VersionSqlType};
 use crate::query::{
     delete_statement, DeleteStatement, UpdateReturning, UpdateStatement, VersionProbe,
 };
@@ -358,8 +357,6 @@ fn unexpected<M: Optimistic>(what: String) -> OccError {
         M::TABLE_NAME
     ))
 }
-
-type VersionSqlType<M> = <<M as Optimistic>::VersionColumn as Expression>::SqlType;
 
 /// One chunk of a batch update on PostgreSQL:
 ///

@@ -92,3 +92,7 @@ pub fn describe_key(parts: &[(&str, &dyn Debug)]) -> String {
     }
     out
 }
+
+/// The SQL type of model `M`'s version column, as diesel's `table!` declares it.
+pub(crate) type VersionSqlType<M> =
+    <<M as Optimistic>::VersionColumn as diesel::Expression>::SqlType;

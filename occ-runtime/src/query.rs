@@ -13,7 +13,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::HasSqlType;
 use diesel::{QueryResult, RunQueryDsl};
 
-use crate::model::Optimistic;
+use crate::model::{Optimistic, VersionSqlType};
 
 /// The full versioned update of model `M` with changeset `S`.
 pub type UpdateStatement<M, S> = VersionedUpdate<
@@ -122,8 +122,6 @@ impl<M: Optimistic> SetVersion<M> {
         Self { value: next }
     }
 }
-
-type VersionSqlType<M> = <<M as Optimistic>::VersionColumn as Expression>::SqlType;
 
 impl<M, DB> QueryFragment<DB> for SetVersion<M>
 where
