@@ -98,7 +98,7 @@ struct Shelf {
 }
 
 per_backend! {
-    fn a_batch_over_a_key_that_is_not_unique_says_so_and_writes_nothing(db) {
+    fn a_key_that_is_not_unique_fails_a_batch_whole_and_one_write_after_it_ran(db) {
         db.exec("CREATE TABLE shelves (code VARCHAR(8) NOT NULL, qty INTEGER NOT NULL, version INTEGER NOT NULL)");
         db.exec("INSERT INTO shelves (code, qty, version) VALUES ('A', 1, 0), ('A', 2, 0), ('B', 3, 0)");
         let mut conn = db.conn();
@@ -127,6 +127,18 @@ per_backend! {
             .unwrap();
         assert_eq!(stored, [("A".into(), 1, 0), ("A".into(), 2, 0), ("B".into(), 3, 0)], "nothing written");
         assert_eq!(batch.iter().map(|s| s.version).collect::<Vec<_>>(), [0, 0], "no model changed");
+        // One write outside a transaction is one statement, committed when
+        // occ reads its row count: the error says how many rows it wrote.
+        let mut one = Shelf { code: "A".into(), qty: 7, version: 0 };
+        let error = one.update_versioned(&mut conn).unwrap_err();
+        assert!(matches!(&error, OccError::KeyNotUnique { rows: 2, .. }), "{error:?}");
+        assert_eq!(one.version, 0, "the model is unchanged");
+        let a: Vec<(i32, i32)> = shelves::table
+            .filter(shelves::code.eq("A"))
+            .select((shelves::qty, shelves::version))
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(a, [(7, 1), (7, 1)]);
     }
 
     fn a_batch_reports_what_happened_to_each_row(db) {

@@ -55,6 +55,9 @@ pub enum OccError {
 
     /// A versioned write matched more than one row: the model's key is not unique
     /// in the database. Declare the table's real key in `#[diesel(primary_key(...))]`.
+    /// The statement wrote every row it matched: outside a transaction that
+    /// is committed (`update_versioned_all_or_nothing` rolls its batch back);
+    /// inside one, roll the transaction back.
     #[error(
         "versioned write on {table} ({key}) matched {rows} rows: the key is not unique; \
          declare the table's real key in #[diesel(primary_key(...))]"
