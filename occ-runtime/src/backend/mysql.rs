@@ -132,3 +132,62 @@ mod async_connection {
         type Kind = NonBlocking;
     }
 }
+
+/// The SQL occ writes on this backend: lock clauses and the version probe's
+/// read.
+mod sql {
+    use diesel::mysql::Mysql;
+    use diesel::query_builder::{AstPass, QueryFragment};
+    use diesel::QueryResult;
+
+    use crate::backend::Dialect;
+    use crate::lock::clause::RowLock;
+    use crate::lock::{AllTables, Exclusive, Shared, WaitPolicy};
+    use crate::query::CurrentRead;
+
+    /// A strength MySQL and MariaDB can lock with.
+    #[diagnostic::on_unimplemented(
+        message = "MySQL and MariaDB have no `{Self}` row lock",
+        note = "MySQL and MariaDB lock rows with `.exclusive()` (FOR UPDATE) or `.shared()` (FOR SHARE / LOCK IN SHARE MODE)"
+    )]
+    pub trait MysqlStrength {
+        fn sql(dialect: Dialect) -> &'static str;
+    }
+    impl MysqlStrength for Exclusive {
+        fn sql(_: Dialect) -> &'static str {
+            " FOR UPDATE"
+        }
+    }
+    impl MysqlStrength for Shared {
+        fn sql(dialect: Dialect) -> &'static str {
+            match dialect {
+                Dialect::MariaDb => " LOCK IN SHARE MODE",
+                _ => " FOR SHARE",
+            }
+        }
+    }
+
+    /// A version probe on MySQL and MariaDB reads the latest committed row
+    /// (`LOCK IN SHARE MODE`, which both accept): InnoDB's plain `SELECT`
+    /// inside a `REPEATABLE READ` transaction returns the snapshot, which
+    /// would report the version the failed write expected, or a row already
+    /// deleted.
+    impl QueryFragment<Mysql> for CurrentRead {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
+            out.push_sql(" LOCK IN SHARE MODE");
+            Ok(())
+        }
+    }
+
+    impl<S, W> QueryFragment<Mysql> for RowLock<S, W, AllTables>
+    where
+        S: MysqlStrength,
+        W: WaitPolicy,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
+            out.push_sql(S::sql(self.dialect));
+            out.push_sql(W::SQL);
+            Ok(())
+        }
+    }
+}

@@ -90,3 +90,110 @@ mod async_connection {
         type Kind = NonBlocking;
     }
 }
+
+/// The SQL occ writes on this backend: lock clauses and the version probe's
+/// read.
+mod sql {
+    use diesel::pg::{Pg, PgQueryBuilder};
+    use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment};
+    use diesel::QueryResult;
+
+    use crate::lock::clause::RowLock;
+    use crate::lock::{AllTables, Exclusive, KeyShared, NoKeyExclusive, Of, Shared, WaitPolicy};
+    use crate::query::CurrentRead;
+    use diesel::Table;
+
+    /// A strength PostgreSQL can lock with.
+    pub trait PgStrength {
+        const SQL: &'static str;
+    }
+    impl PgStrength for Exclusive {
+        const SQL: &'static str = " FOR UPDATE";
+    }
+    impl PgStrength for Shared {
+        const SQL: &'static str = " FOR SHARE";
+    }
+    impl PgStrength for NoKeyExclusive {
+        const SQL: &'static str = " FOR NO KEY UPDATE";
+    }
+    impl PgStrength for KeyShared {
+        const SQL: &'static str = " FOR KEY SHARE";
+    }
+
+    /// A version probe on PostgreSQL reads the row plainly: a fresh snapshot
+    /// per statement under `READ COMMITTED`, a serialization error under
+    /// stricter levels.
+    impl QueryFragment<Pg> for CurrentRead {
+        fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            Ok(())
+        }
+    }
+
+    impl<S, W> QueryFragment<Pg> for RowLock<S, W, AllTables>
+    where
+        S: PgStrength,
+        W: WaitPolicy,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql(S::SQL);
+            out.push_sql(W::SQL);
+            Ok(())
+        }
+    }
+
+    impl<S, W, T> QueryFragment<Pg> for RowLock<S, W, Of<T>>
+    where
+        S: PgStrength,
+        W: WaitPolicy,
+        T: Table + QueryFragment<Pg>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql(S::SQL);
+            out.push_sql(" OF ");
+            // `OF` takes a name as the FROM clause exposes it: PostgreSQL
+            // refuses a schema-qualified one, so only the table's own name.
+            let mut table = PgQueryBuilder::default();
+            self.of.0.to_sql(&mut table, &Pg)?;
+            let rendered = table.finish();
+            out.push_identifier(&unqualified(&rendered))?;
+            out.push_sql(W::SQL);
+            Ok(())
+        }
+    }
+
+    /// The last identifier of a rendered `"schema"."table"` (or `"table"`),
+    /// unquoted.
+    pub(crate) fn unqualified(rendered: &str) -> String {
+        let mut last = String::new();
+        let mut chars = rendered.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            last.clear();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        last.push('"');
+                    }
+                    '"' => break,
+                    c => last.push(c),
+                }
+            }
+        }
+        last
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::unqualified;
+
+        #[test]
+        fn of_takes_the_last_identifier() {
+            assert_eq!(unqualified(r#""jobs""#), "jobs");
+            assert_eq!(unqualified(r#""sales"."jobs""#), "jobs");
+            assert_eq!(unqualified(r#""we""ird"."a.""b""#), r#"a."b"#);
+        }
+    }
+}

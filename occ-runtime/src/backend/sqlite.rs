@@ -11,3 +11,13 @@ impl Hooks for Sqlite {
 
 impl OccConnection for SqliteConnection {}
 impl AfterFailure for SqliteConnection {}
+
+/// A version probe on SQLite reads the row plainly: one writer at a time.
+impl diesel::query_builder::QueryFragment<Sqlite> for crate::query::CurrentRead {
+    fn walk_ast<'b>(
+        &'b self,
+        _: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+    ) -> diesel::QueryResult<()> {
+        Ok(())
+    }
+}

@@ -1,5 +1,5 @@
-//! The lock clause: what a lock's type parameters mean, and the one place
-//! that renders them as SQL for each backend and dialect.
+//! The lock clause: what a lock's type parameters mean. Each backend's module
+//! renders it as SQL (`backend/pg.rs`, `backend/mysql.rs`).
 
 use core::marker::PhantomData;
 use core::time::Duration;
@@ -116,61 +116,6 @@ mod seal {
     pub struct Seal;
 }
 
-/// The SQL of each strength per backend. Public traits in a private module:
-/// they bound the clause's rendering, but nobody outside can name or
-/// implement them.
-#[cfg(any(feature = "postgres-backend", feature = "mysql-backend"))]
-pub(crate) mod sealed {
-    use super::*;
-
-    /// A strength PostgreSQL can lock with.
-    #[cfg(feature = "postgres-backend")]
-    pub trait PgStrength {
-        const SQL: &'static str;
-    }
-    #[cfg(feature = "postgres-backend")]
-    impl PgStrength for Exclusive {
-        const SQL: &'static str = " FOR UPDATE";
-    }
-    #[cfg(feature = "postgres-backend")]
-    impl PgStrength for Shared {
-        const SQL: &'static str = " FOR SHARE";
-    }
-    #[cfg(feature = "postgres-backend")]
-    impl PgStrength for NoKeyExclusive {
-        const SQL: &'static str = " FOR NO KEY UPDATE";
-    }
-    #[cfg(feature = "postgres-backend")]
-    impl PgStrength for KeyShared {
-        const SQL: &'static str = " FOR KEY SHARE";
-    }
-
-    /// A strength MySQL and MariaDB can lock with.
-    #[cfg(feature = "mysql-backend")]
-    #[diagnostic::on_unimplemented(
-        message = "MySQL and MariaDB have no `{Self}` row lock",
-        note = "MySQL and MariaDB lock rows with `.exclusive()` (FOR UPDATE) or `.shared()` (FOR SHARE / LOCK IN SHARE MODE)"
-    )]
-    pub trait MysqlStrength {
-        fn sql(dialect: Dialect) -> &'static str;
-    }
-    #[cfg(feature = "mysql-backend")]
-    impl MysqlStrength for Exclusive {
-        fn sql(_: Dialect) -> &'static str {
-            " FOR UPDATE"
-        }
-    }
-    #[cfg(feature = "mysql-backend")]
-    impl MysqlStrength for Shared {
-        fn sql(dialect: Dialect) -> &'static str {
-            match dialect {
-                Dialect::MariaDb => " LOCK IN SHARE MODE",
-                _ => " FOR SHARE",
-            }
-        }
-    }
-}
-
 /// The locking clause occ appends to a query. Its SQL depends on the server's
 /// dialect, known only at run time, so it has no static query id: diesel then
 /// caches the prepared statement by its SQL text.
@@ -198,104 +143,4 @@ impl<S, W, O> RowLock<S, W, O> {
 impl<S, W, O> QueryId for RowLock<S, W, O> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-#[cfg(feature = "postgres-backend")]
-mod pg {
-    use diesel::pg::{Pg, PgQueryBuilder};
-    use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment};
-    use diesel::QueryResult;
-
-    use super::sealed::PgStrength;
-    use super::*;
-
-    impl<S, W> QueryFragment<Pg> for RowLock<S, W, AllTables>
-    where
-        S: PgStrength,
-        W: WaitPolicy,
-    {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql(S::SQL);
-            out.push_sql(W::SQL);
-            Ok(())
-        }
-    }
-
-    impl<S, W, T> QueryFragment<Pg> for RowLock<S, W, Of<T>>
-    where
-        S: PgStrength,
-        W: WaitPolicy,
-        T: Table + QueryFragment<Pg>,
-    {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql(S::SQL);
-            out.push_sql(" OF ");
-            // `OF` takes a name as the FROM clause exposes it: PostgreSQL
-            // refuses a schema-qualified one, so only the table's own name.
-            let mut table = PgQueryBuilder::default();
-            self.of.0.to_sql(&mut table, &Pg)?;
-            let rendered = table.finish();
-            out.push_identifier(&unqualified(&rendered))?;
-            out.push_sql(W::SQL);
-            Ok(())
-        }
-    }
-
-    /// The last identifier of a rendered `"schema"."table"` (or `"table"`),
-    /// unquoted.
-    pub(super) fn unqualified(rendered: &str) -> String {
-        let mut last = String::new();
-        let mut chars = rendered.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c != '"' {
-                continue;
-            }
-            last.clear();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        last.push('"');
-                    }
-                    '"' => break,
-                    c => last.push(c),
-                }
-            }
-        }
-        last
-    }
-}
-
-#[cfg(feature = "mysql-backend")]
-mod mysql {
-    use diesel::mysql::Mysql;
-    use diesel::query_builder::{AstPass, QueryFragment};
-    use diesel::QueryResult;
-
-    use super::sealed::MysqlStrength;
-    use super::*;
-
-    impl<S, W> QueryFragment<Mysql> for RowLock<S, W, AllTables>
-    where
-        S: MysqlStrength,
-        W: WaitPolicy,
-    {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
-            out.push_sql(S::sql(self.dialect));
-            out.push_sql(W::SQL);
-            Ok(())
-        }
-    }
-}
-
-#[cfg(all(test, feature = "postgres-backend"))]
-mod tests {
-    use super::pg::unqualified;
-
-    #[test]
-    fn of_takes_the_last_identifier() {
-        assert_eq!(unqualified(r#""jobs""#), "jobs");
-        assert_eq!(unqualified(r#""sales"."jobs""#), "jobs");
-        assert_eq!(unqualified(r#""we""ird"."a.""b""#), r#"a."b"#);
-    }
 }

@@ -12,7 +12,7 @@
 // The builder and its trait are re-exported at the crate root, their one
 // public place.
 pub(crate) mod builder;
-mod clause;
+pub(crate) mod clause;
 mod run;
 
 pub use self::builder::{LockSql, RunLocked};

@@ -5,6 +5,8 @@
 //! statement serves every model and every backend, and diesel caches the
 //! prepared statement per model type.
 
+pub(crate) mod batch;
+
 use diesel::backend::Backend;
 use diesel::expression::Expression;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -392,33 +394,8 @@ impl<T: Default, K, S, L> SelectByKey<T, K, S, L> {
 }
 
 /// Makes the version probe read the latest committed row instead of a
-/// transaction's snapshot. InnoDB's plain `SELECT` inside a `REPEATABLE READ`
-/// transaction returns the snapshot, which would report the version the failed
-/// write expected (or a row already deleted); `LOCK IN SHARE MODE` (accepted by
-/// MySQL and MariaDB) reads the current row. PostgreSQL (a fresh snapshot per
-/// statement under `READ COMMITTED`, a serialization error under stricter
-/// levels) and SQLite (one writer) need nothing.
+/// transaction's snapshot. What that takes differs per backend; each
+/// backend's module (`backend/pg.rs`, `backend/mysql.rs`, `backend/sqlite.rs`)
+/// renders it.
 #[derive(Debug, Clone, Copy, Default, QueryId)]
 pub struct CurrentRead;
-
-#[cfg(feature = "postgres-backend")]
-impl QueryFragment<diesel::pg::Pg> for CurrentRead {
-    fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
-        Ok(())
-    }
-}
-
-#[cfg(feature = "sqlite")]
-impl QueryFragment<diesel::sqlite::Sqlite> for CurrentRead {
-    fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
-        Ok(())
-    }
-}
-
-#[cfg(feature = "mysql-backend")]
-impl QueryFragment<diesel::mysql::Mysql> for CurrentRead {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::mysql::Mysql>) -> QueryResult<()> {
-        out.push_sql(" LOCK IN SHARE MODE");
-        Ok(())
-    }
-}
