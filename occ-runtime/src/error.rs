@@ -258,10 +258,7 @@ impl OccError {
     /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
     /// with error 1205, and only the caller knows which one it asked for. Not
     /// for PostgreSQL, where a lock timeout under `NOWAIT` is a real one.
-    #[cfg_attr(
-        not(any(feature = "postgres-backend", feature = "mysql-backend")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(feature = "mysql-backend"), allow(dead_code))]
     pub(crate) fn nowait_failure(self) -> Self {
         match self {
             Self::LockTimeout(e) => Self::LockNotAvailable(e),

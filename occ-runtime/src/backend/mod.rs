@@ -193,6 +193,17 @@ pub(crate) mod sealed {
         /// The dialect its SQL is rendered in when no connection says otherwise.
         fn default_dialect() -> Dialect;
 
+        /// Whether this backend's servers speak more than one dialect, told
+        /// apart at run time: then a lock the server rejects as a syntax
+        /// error asks the server its dialect and runs again.
+        const DIALECTS: bool = false;
+
+        /// A failed lock's error as the caller should read it: `nowait` says
+        /// the lock asked for `NOWAIT`, `dialect` is the server's.
+        fn lock_failure(_dialect: Dialect, _nowait: bool, error: OccError) -> OccError {
+            error
+        }
+
         /// The dialect of `conn`'s server; `refresh` asks the server again
         /// instead of trusting what was seen before.
         fn dialect<K, C: Exec<K, Db = Self> + Send>(

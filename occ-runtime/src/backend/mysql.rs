@@ -30,6 +30,17 @@ impl Hooks for Mysql {
 /// Renders in the dialect this process last saw on a MySQL-backend server;
 /// MySQL 8's until one was seen.
 impl LockBackend for Mysql {
+    const DIALECTS: bool = true;
+
+    // MariaDB reports a failed NOWAIT as a lock wait timeout (1205).
+    fn lock_failure(dialect: Dialect, nowait: bool, error: OccError) -> OccError {
+        if nowait && dialect == Dialect::MariaDb {
+            error.nowait_failure()
+        } else {
+            error
+        }
+    }
+
     fn default_dialect() -> Dialect {
         match LAST_DIALECT.load(Ordering::Relaxed) {
             2 => Dialect::MariaDb,

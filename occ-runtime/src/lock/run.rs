@@ -186,15 +186,9 @@ where
         guard.done();
         let (result, dialect) = locked?;
         result.map_err(|e| {
-            let e = OccError::from(e);
-            // MariaDB reports a failed NOWAIT as a lock wait timeout (1205). On
-            // PostgreSQL a lock timeout under NOWAIT is a real one (a table
-            // lock waited for), and stays what it is.
-            let e = if W::NOWAIT && dialect == Dialect::MariaDb {
-                e.nowait_failure()
-            } else {
-                e
-            };
+            // On PostgreSQL a lock timeout under NOWAIT is a real one (a
+            // table lock waited for), and stays what it is.
+            let e = C::Db::lock_failure(dialect, W::NOWAIT, OccError::from(e));
             trace::failed(&e);
             e
         })
@@ -218,11 +212,9 @@ where
             None => None,
         };
         let mut result = fetch.rows(self.statement(dialect), conn).await;
-        // A MySQL-backend server of the other dialect than last seen rejects a
-        // shared lock's syntax: learn this server's dialect and run it again.
-        if dialect != Dialect::Postgres
-            && matches!(&result, Err(e) if crate::error::is_syntax_error(e))
-        {
+        // A server of another dialect than last seen (MySQL or MariaDB)
+        // rejects a shared lock's syntax: learn its dialect and run it again.
+        if C::Db::DIALECTS && matches!(&result, Err(e) if crate::error::is_syntax_error(e)) {
             let actual = C::Db::dialect(conn, true).await?;
             if actual != dialect {
                 dialect = actual;
