@@ -96,12 +96,11 @@ mod async_connection {
 mod sql {
     use diesel::pg::{Pg, PgQueryBuilder};
     use diesel::query_builder::{AstPass, QueryBuilder, QueryFragment};
-    use diesel::QueryResult;
+    use diesel::{QueryResult, Table};
 
     use crate::lock::clause::RowLock;
     use crate::lock::{AllTables, Exclusive, KeyShared, NoKeyExclusive, Of, Shared, WaitPolicy};
     use crate::query::CurrentRead;
-    use diesel::Table;
 
     /// A strength PostgreSQL can lock with.
     pub trait PgStrength {
