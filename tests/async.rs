@@ -11,31 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::nonblocking::AsyncTestDb;
+use common::{counters, Counter};
 use common::{AppError, TestDb};
 use occ::async_prelude::*;
 use tokio::sync::Barrier;
-
-diesel::table! {
-    counters (id) {
-        id -> Integer,
-        value -> Integer,
-        version -> Integer,
-    }
-}
 
 diesel::table! {
     jobs (id) {
         id -> Integer,
         taken -> Integer,
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Optimistic)]
-struct Counter {
-    id: i32,
-    value: i32,
-    #[occ(version)]
-    version: i32,
 }
 
 fn setup<D: TestDb>(db: &D) {

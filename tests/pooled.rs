@@ -10,23 +10,8 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use common::TestDb;
+use common::{counters, Counter};
 use occ::prelude::*;
-
-diesel::table! {
-    counters (id) {
-        id -> Integer,
-        value -> Integer,
-        version -> Integer,
-    }
-}
-
-#[derive(Debug, Queryable, Selectable, Optimistic)]
-struct Counter {
-    id: i32,
-    value: i32,
-    #[occ(version)]
-    version: i32,
-}
 
 fn setup<D: TestDb>(db: &D) {
     db.exec("CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, version INTEGER NOT NULL)");

@@ -8,16 +8,9 @@
 mod common;
 
 use common::TestDb;
+use common::Counter;
 use occ::prelude::*;
 use occ::{BatchReport, Reload, Store};
-
-diesel::table! {
-    counters (id) {
-        id -> Integer,
-        value -> Integer,
-        version -> Integer,
-    }
-}
 
 diesel::table! {
     docs (slug) {
@@ -25,14 +18,6 @@ diesel::table! {
         title -> Text,
         revision -> BigInt,
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Optimistic)]
-struct Counter {
-    id: i32,
-    value: i32,
-    #[occ(version)]
-    version: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Optimistic)]

@@ -7,25 +7,9 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
+use common::{counters, Counter};
 use common::{AppError, TestDb};
 use occ::prelude::*;
-
-diesel::table! {
-    counters (id) {
-        id -> Integer,
-        value -> Integer,
-        version -> Integer,
-    }
-}
-
-#[derive(Queryable, Selectable, Insertable, Optimistic, Debug, Clone, PartialEq)]
-#[diesel(table_name = counters)]
-struct Counter {
-    id: i32,
-    value: i32,
-    #[occ(version)]
-    version: i32,
-}
 
 fn setup<D: TestDb>(db: &D) -> D::Conn {
     db.exec(

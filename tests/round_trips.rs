@@ -9,24 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::TestDb;
+use common::{counters, Counter};
 use diesel::connection::InstrumentationEvent;
 use occ::prelude::*;
-
-diesel::table! {
-    counters (id) {
-        id -> Integer,
-        value -> Integer,
-        version -> Integer,
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Optimistic)]
-struct Counter {
-    id: i32,
-    value: i32,
-    #[occ(version)]
-    version: i32,
-}
 
 /// Counts the statements a connection starts, and keeps their SQL.
 #[derive(Clone, Default)]

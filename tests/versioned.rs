@@ -7,6 +7,7 @@ mod common;
 use std::sync::{Arc, Barrier, Mutex};
 
 use common::TestDb;
+use common::{counters, Counter};
 use diesel::connection::InstrumentationEvent;
 use occ::prelude::*;
 
@@ -88,23 +89,6 @@ diesel::table! {
 struct Profile {
     id: i32,
     nickname: Option<String>,
-    #[occ(version)]
-    version: i32,
-}
-
-diesel::table! {
-    counters (id) {
-        id -> Integer,
-        value -> Integer,
-        version -> Integer,
-    }
-}
-
-#[derive(Queryable, Selectable, Insertable, Optimistic, Debug, Clone, PartialEq)]
-#[diesel(table_name = counters)]
-struct Counter {
-    id: i32,
-    value: i32,
     #[occ(version)]
     version: i32,
 }

@@ -27,6 +27,31 @@ pub enum AppError {
     Occ(OccError),
 }
 
+diesel::table! {
+    counters (id) {
+        id -> Integer,
+        value -> Integer,
+        version -> Integer,
+    }
+}
+
+/// The row most suites race on: a counter with an `i32` version.
+#[derive(
+    diesel::Queryable,
+    diesel::Selectable,
+    diesel::Insertable,
+    occ::Optimistic,
+    Debug,
+    Clone,
+    PartialEq,
+)]
+pub struct Counter {
+    pub id: i32,
+    pub value: i32,
+    #[occ(version)]
+    pub version: i32,
+}
+
 impl From<OccError> for AppError {
     fn from(error: OccError) -> Self {
         Self::Occ(error)
