@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::TestDb;
 use common::Counter;
+use common::TestDb;
 use occ::prelude::*;
 use occ::{BatchReport, Reload, Store};
 
