@@ -56,6 +56,19 @@ diesel::table! {
     }
 }
 
+/// A changeset a handler writes from its input, passed as `&input`.
+#[derive(AsChangeset)]
+#[diesel(table_name = counters)]
+struct CounterInput {
+    value: i32,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = docs)]
+struct DocEdit {
+    body: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Optimistic)]
 struct Doc {
     id: i32,
@@ -84,6 +97,34 @@ per_async_backend! {
         let mut batch = vec![doc];
         assert!(Doc::update_versioned_all(&mut conn, &mut batch).await.unwrap().is_complete());
         assert_eq!(batch[0].version, 21);
+    }
+
+    async fn update_if_version_takes_a_borrowed_changeset_as_the_sync_one_does(db) {
+        use diesel::connection::SimpleConnection;
+        setup(&db);
+        let mut sync = db.conn();
+        sync.batch_execute(common::docs_with_version_trigger(&sync)).unwrap();
+        let pool = db.deadpool(2);
+        // Spawned: the future of a write that borrows its changeset is `Send`.
+        let written = tokio::spawn(async move {
+            let mut conn = pool.get().await.expect("a pooled connection");
+            let input = CounterInput { value: 7 };
+            let v = Counter::update_if_version(&mut conn, 1, 0, &input).await.unwrap();
+            let stale = Counter::update_if_version(&mut conn, 1, 0, &input).await.unwrap_err();
+            assert!(stale.is_conflict(), "{stale:?}");
+            let edit = DocEdit { body: "edited".into() };
+            let body = String::from("by column");
+            // A version the database sets comes back from the write.
+            let d = Doc::update_if_version(&mut conn, 1, 1, &edit).await.unwrap();
+            let d = Doc::update_if_version(&mut conn, 1, d, docs::body.eq(&body)).await.unwrap();
+            let missing = Doc::update_if_version(&mut conn, 9, 1, &edit).await.unwrap_err();
+            assert!(missing.is_not_found(), "{missing:?}");
+            let doc: Doc = docs::table.find(1).select(Doc::as_select()).first(&mut conn).await.unwrap();
+            (v, counter(&mut conn, 1).await, d, doc)
+        });
+        let (v, counter, d, doc) = written.await.expect("the write task");
+        assert_eq!((v, counter.value, counter.version), (1, 7, 1));
+        assert_eq!((d, doc.body.as_str(), doc.version), (21, "by column", 21));
     }
 
     async fn a_batch_reports_each_row_as_on_a_sync_connection(db) {

@@ -154,14 +154,11 @@ pub trait AsyncOptimisticDsl:
         }
     }
 
-    /// Applies `changes` and the next version to the row with `key`, if it has
-    /// version `expected`; returns the new version.
-    ///
-    /// Unlike the sync method, `changes` must own its values (`'static`):
-    /// pass the changeset struct or the `(column.eq(value), ..)` tuple by
-    /// value, not `&input`. The future of a write generic over the backend
-    /// must be `Send` for every lifetime rustc erases inside it, which a
-    /// borrowed changeset does not meet (rust-lang/rust#100013).
+    /// Applies `changes` (any diesel `AsChangeset` for the model's table, by
+    /// value or borrowed: `&input`, `column.eq(&value)`) and the next
+    /// version to the row with `key`, if it has version `expected`; returns
+    /// the new version. The same as
+    /// [`OptimisticDsl::update_if_version`](crate::OptimisticDsl::update_if_version).
     fn update_if_version<C, S>(
         conn: &mut C,
         key: Self::Key,

@@ -223,13 +223,13 @@ mod nonblocking {
     use core::future::Future;
 
     use diesel::Selectable;
-    use diesel_async::methods::{ExecuteDsl, LoadQuery};
+    use diesel_async::methods::ExecuteDsl;
 
     use super::partial;
     use crate::backend::AsyncOccConnection;
     use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate};
     use crate::error::OccError;
-    use crate::exec::NonBlocking;
+    use crate::exec::{AsyncLoad, NonBlocking};
     use crate::model::Optimistic;
     use crate::query::{
         delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent,
@@ -326,14 +326,14 @@ mod nonblocking {
         C: AsyncOccConnection,
         S: Send,
         UpdateStatement<M, S>: ExecuteDsl<C>,
-        UpdateReturning<M, S>: LoadQuery<'static, C, M::Version> + 'static,
+        UpdateReturning<M, S>: AsyncLoad<C, M::Version>,
         UpdateStatement<M, M::Changeset>: ExecuteDsl<C>,
-        UpdateReturning<M, M::Changeset>: LoadQuery<'static, C, M::Version> + 'static,
+        UpdateReturning<M, M::Changeset>: AsyncLoad<C, M::Version>,
         DeleteStatement<M>: ExecuteDsl<C>,
-        VersionProbe<M>: LoadQuery<'static, C, M::Version> + 'static,
-        BatchUpdate<M>: LoadQuery<'static, C, i32> + 'static,
-        BatchDelete<M>: LoadQuery<'static, C, i32> + 'static,
-        BatchProbe<M>: LoadQuery<'static, C, (i32, Option<M::Version>)> + 'static,
+        VersionProbe<M>: AsyncLoad<C, M::Version>,
+        BatchUpdate<M>: AsyncLoad<C, i32>,
+        BatchDelete<M>: AsyncLoad<C, i32>,
+        BatchProbe<M>: AsyncLoad<C, (i32, Option<M::Version>)>,
     {
         fn occ_update(
             &mut self,
@@ -413,13 +413,12 @@ mod nonblocking {
     where
         M: SendModel + Selectable<C::Backend>,
         C: AsyncStore<M>,
-        FindStatement<M, C::Backend>: LoadQuery<'static, C, M> + Send + 'static,
-        UpdateOrCurrent<M, M::Changeset, C::Backend>:
-            LoadQuery<'static, C, (M, bool)> + Send + 'static,
-        CurrentRow<M, C::Backend>: LoadQuery<'static, C, M> + Send + 'static,
+        FindStatement<M, C::Backend>: AsyncLoad<C, M>,
+        UpdateOrCurrent<M, M::Changeset, C::Backend>: AsyncLoad<C, (M, bool)>,
+        CurrentRow<M, C::Backend>: AsyncLoad<C, M>,
         UpdateStatement<M, M::Changeset>: ExecuteDsl<C>,
-        UpdateReturning<M, M::Changeset>: LoadQuery<'static, C, M::Version> + 'static,
-        VersionProbe<M>: LoadQuery<'static, C, M::Version> + 'static,
+        UpdateReturning<M, M::Changeset>: AsyncLoad<C, M::Version>,
+        VersionProbe<M>: AsyncLoad<C, M::Version>,
     {
         fn occ_reload(&mut self, key: M::Key) -> impl Future<Output = Result<M, OccError>> + Send {
             step::<NonBlocking, C, _>(self, async |conn| {

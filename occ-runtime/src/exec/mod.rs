@@ -37,7 +37,7 @@ mod nonblocking;
 )]
 pub use self::blocking::{AfterFailure, Blocking};
 #[cfg(feature = "async")]
-pub use self::nonblocking::NonBlocking;
+pub use self::nonblocking::{AsyncLoad, NonBlocking};
 
 /// What occ sends on a connection of kind `K`, besides the statements of
 /// [`Execute`] and [`Load`]. Public in a private module: the public

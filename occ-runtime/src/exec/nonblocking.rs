@@ -1,10 +1,15 @@
 //! Statements on a diesel-async connection, awaited by the caller.
 
 use alloc::borrow::Cow;
+use core::future::Future;
 use core::pin::pin;
 use core::time::Duration;
 
 use diesel::connection::TransactionManagerStatus;
+use diesel::deserialize::FromSqlRow;
+use diesel::expression::QueryMetadata;
+use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
+use diesel::query_dsl::CompatibleType;
 use diesel::QueryResult;
 use diesel_async::methods::{ExecuteDsl, LoadQuery};
 use diesel_async::{
@@ -67,19 +72,65 @@ where
     }
 }
 
+/// A query loading rows `U` on diesel-async connection `C`: the bounds of
+/// diesel-async's own `LoadQuery`, without its lifetime. A query that
+/// borrows (a changeset of `&input`) loads, and the futures are `Send` for
+/// every lifetime rustc erases inside code generic over the connection,
+/// which a bound `LoadQuery<'q, ..>` for one `'q` cannot show
+/// (rust-lang/rust#100013). The connection traits' where-clauses name it,
+/// so that the futures of [`Load`] are known to be `Send` there.
+pub trait AsyncLoad<C, U>: Sized {
+    /// Every row.
+    fn rows(self, conn: &mut C) -> impl Future<Output = QueryResult<Vec<U>>> + Send;
+    /// The first row, if any.
+    fn first_row(self, conn: &mut C) -> impl Future<Output = QueryResult<Option<U>>> + Send;
+}
+
+impl<C, Q, U, ST> AsyncLoad<C, U> for Q
+where
+    C: AsyncConnectionCore,
+    C::Backend: QueryMetadata<Q::SqlType> + 'static,
+    Q: AsQuery + Send,
+    Q::Query: QueryFragment<C::Backend> + QueryId + Send,
+    Q::SqlType: CompatibleType<U, C::Backend, SqlType = ST>,
+    U: FromSqlRow<ST, C::Backend> + Send + 'static,
+    ST: 'static,
+{
+    async fn rows(self, conn: &mut C) -> QueryResult<Vec<U>> {
+        conn.load(self)
+            .await?
+            .map(row::<C, U, ST>)
+            .try_collect()
+            .await
+    }
+
+    async fn first_row(self, conn: &mut C) -> QueryResult<Option<U>> {
+        let mut rows = pin!(conn.load(self).await?);
+        rows.next().await.map(row::<C, U, ST>).transpose()
+    }
+}
+
 impl<C, Q, U> Load<C, NonBlocking, U> for Q
 where
     C: AsyncConnection,
-    U: Send + 'static,
-    Q: LoadQuery<'static, C, U> + 'static,
+    Q: AsyncLoad<C, U>,
 {
-    async fn load_all(self, conn: &mut C) -> QueryResult<Vec<U>> {
-        self.internal_load(conn).await?.try_collect().await
+    fn load_all(self, conn: &mut C) -> impl Future<Output = QueryResult<Vec<U>>> {
+        self.rows(conn)
     }
 
-    async fn load_first(self, conn: &mut C) -> QueryResult<Option<U>> {
-        first(self, conn).await
+    fn load_first(self, conn: &mut C) -> impl Future<Output = QueryResult<Option<U>>> {
+        self.first_row(conn)
     }
+}
+
+/// A row of a query's result as `U`, as diesel-async's `LoadQuery` builds it.
+fn row<'c, 'q, C, U, ST>(row: QueryResult<C::Row<'c, 'q>>) -> QueryResult<U>
+where
+    C: AsyncConnectionCore,
+    U: FromSqlRow<ST, C::Backend>,
+{
+    U::build_from_row(&row?).map_err(diesel::result::Error::DeserializationError)
 }
 
 // Through diesel-async's `methods` traits rather than its `RunQueryDsl`:

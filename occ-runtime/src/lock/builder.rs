@@ -423,15 +423,15 @@ mod server {
         use super::{LockTarget, LockableQuery, Locked, RowLock, RunLocked, WaitPolicy};
         use crate::backend::sealed::LockBackend;
         use crate::error::OccError;
-        use crate::exec::{NonBlocking, TextQuery, TextRow};
+        use crate::exec::{AsyncLoad, NonBlocking, TextQuery, TextRow};
         use crate::lock::run::{Fetch, Rows};
 
         /// A lock terminal's future on a diesel-async connection.
         type Pending<'c, T> = Pin<Box<dyn Future<Output = Result<T, OccError>> + Send + 'c>>;
 
-        // Bounded by diesel-async's own traits, not occ's `Exec`: rustc then
-        // sees through to the futures each step returns and proves the whole
-        // `Send`.
+        // Bounded by diesel-async's own traits and `AsyncLoad`, whose futures
+        // are declared `Send`, not by occ's `Exec`: rustc then proves the
+        // whole `Send`.
         #[diagnostic::do_not_recommend]
         #[doc(hidden)]
         impl<C, Q, S, W, O, U> RunLocked<C, U, NonBlocking> for Locked<Q, S, W, O>
@@ -442,7 +442,7 @@ mod server {
             O: LockTarget + Send + Sync + 'static,
             S: Send + Sync + 'static,
             Q: Clone + Send + Sync + 'static + LockableQuery<RowLock<S, W, O>, C::Backend>,
-            Q::Locked: LoadQuery<'static, C, U> + QueryFragment<C::Backend> + Send + 'static,
+            Q::Locked: AsyncLoad<C, U> + QueryFragment<C::Backend> + Send + 'static,
             U: Send + 'static,
         {
             type Many<'c>
