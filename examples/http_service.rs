@@ -388,6 +388,12 @@ pub mod mysql {
     service!(diesel_async::AsyncMysqlConnection);
 }
 
+/// diesel 2.4's own MariaDB backend (`mariadb://` URLs).
+#[cfg(feature = "async-mariadb")]
+pub mod mariadb {
+    service!(diesel_async::AsyncMariadbConnection);
+}
+
 /// The router for `url`: SQLite when `None` (a file in the temp directory).
 pub async fn app(url: Option<&str>) -> Result<Router, BoxError> {
     match url {
@@ -418,11 +424,18 @@ pub async fn app(url: Option<&str>) -> Result<Router, BoxError> {
             mysql::seed(&pool).await?;
             Ok(mysql::router(pool))
         }
+        #[cfg(feature = "async-mariadb")]
+        Some(url) if url.starts_with("mariadb://") => {
+            let pool = mariadb::pool(url, "", 8)?;
+            mariadb::seed(&pool).await?;
+            Ok(mariadb::router(pool))
+        }
         #[cfg(not(feature = "async-sqlite"))]
         None => Err("add `--features async-sqlite` for SQLite, or set DATABASE_URL".into()),
         Some(url) => Err(format!(
-            "DATABASE_URL={url}: expected postgres://... or mysql://... with the matching \
-             feature (async-postgres, async-mysql), or leave it unset for SQLite"
+            "DATABASE_URL={url}: expected postgres://..., mysql://... or mariadb://... with the \
+             matching feature (async-postgres, async-mysql, async-mariadb), or leave it unset \
+             for SQLite"
         )
         .into()),
     }

@@ -85,7 +85,11 @@ fn policy() -> RetryPolicy {
 
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(
-    not(any(feature = "async-postgres", feature = "async-mysql")),
+    not(any(
+        feature = "async-postgres",
+        feature = "async-mysql",
+        feature = "async-mariadb"
+    )),
     allow(dead_code)
 )]
 enum Strategy {
@@ -182,6 +186,17 @@ mod postgres {
 mod mysql {
     use super::*;
     pub type Conn = diesel_async::AsyncMysqlConnection;
+    shop!(Conn);
+    pub async fn lock(conn: &mut Conn, id: i32) -> Result<Product, OccError> {
+        Product::find_exclusive(conn, id).await
+    }
+}
+
+/// diesel 2.4's own MariaDB backend (`mariadb://` URLs).
+#[cfg(feature = "async-mariadb")]
+mod mariadb {
+    use super::*;
+    pub type Conn = diesel_async::AsyncMariadbConnection;
     shop!(Conn);
     pub async fn lock(conn: &mut Conn, id: i32) -> Result<Product, OccError> {
         Product::find_exclusive(conn, id).await
@@ -293,28 +308,46 @@ async fn run_postgres(url: &str) -> Result<bool, BoxError> {
     result
 }
 
+/// Runs both strategies in a database of its own on a MySQL/MariaDB server,
+/// through connection module `$module`.
+#[cfg(any(feature = "async-mysql", feature = "async-mariadb"))]
+macro_rules! run_mysql_like {
+    ($module:ident, $url:expr) => {{
+        let url: &str = $url;
+        let database = unique_name();
+        let mut admin = <$module::Conn as AsyncConnection>::establish(url).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await?;
+        let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+        let url = format!("{base}/{database}");
+        let result = async {
+            let mut conn = <$module::Conn as AsyncConnection>::establish(&url).await?;
+            conn.batch_execute(CREATE_TABLE).await?;
+            println!(
+                "inventory_async on MySQL/MariaDB through {} (database {database}): {TASKS} tasks, a pool of {POOL_SIZE}\n",
+                stringify!($module)
+            );
+            let optimistic = race!($module, $module::pool(&url, "")?, Strategy::Optimistic);
+            let pessimistic = race!($module, $module::pool(&url, "")?, Strategy::Pessimistic);
+            Ok::<_, BoxError>(optimistic && pessimistic)
+        }
+        .await;
+        admin
+            .batch_execute(&format!("DROP DATABASE {database}"))
+            .await?;
+        result
+    }};
+}
+
 #[cfg(feature = "async-mysql")]
 async fn run_mysql(url: &str) -> Result<bool, BoxError> {
-    let database = unique_name();
-    let mut admin = <mysql::Conn as AsyncConnection>::establish(url).await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await?;
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    let url = format!("{base}/{database}");
-    let result = async {
-        let mut conn = <mysql::Conn as AsyncConnection>::establish(&url).await?;
-        conn.batch_execute(CREATE_TABLE).await?;
-        println!("inventory_async on MySQL/MariaDB (database {database}): {TASKS} tasks, a pool of {POOL_SIZE}\n");
-        let optimistic = race!(mysql, mysql::pool(&url, "")?, Strategy::Optimistic);
-        let pessimistic = race!(mysql, mysql::pool(&url, "")?, Strategy::Pessimistic);
-        Ok::<_, BoxError>(optimistic && pessimistic)
-    }
-    .await;
-    admin
-        .batch_execute(&format!("DROP DATABASE {database}"))
-        .await?;
-    result
+    run_mysql_like!(mysql, url)
+}
+
+#[cfg(feature = "async-mariadb")]
+async fn run_mariadb(url: &str) -> Result<bool, BoxError> {
+    run_mysql_like!(mariadb, url)
 }
 
 #[allow(dead_code)]
@@ -351,8 +384,15 @@ async fn main() -> ExitCode {
             let result = missing("async-mysql");
             result
         }
+        Some(url) if url.starts_with("mariadb://") => {
+            #[cfg(feature = "async-mariadb")]
+            let result = run_mariadb(url).await;
+            #[cfg(not(feature = "async-mariadb"))]
+            let result = missing("async-mariadb");
+            result
+        }
         Some(url) => Err(format!(
-            "DATABASE_URL={url}: expected postgres://... or mysql://..., \
+            "DATABASE_URL={url}: expected postgres://..., mysql://... or mariadb://..., \
              or leave it unset for SQLite"
         )
         .into()),

@@ -600,7 +600,7 @@ mod server {
             })
             .await;
             let after_write = stale.update_versioned(&mut writer).await;
-            if db.async_url().starts_with("mysql") {
+            if db.async_url().starts_with("mysql") || db.async_url().starts_with("mariadb") {
                 for result in [after_lock.map(|_| ()), after_write] {
                     assert!(matches!(result, Err(OccError::ConnectionBroken(_))), "{result:?}");
                 }

@@ -55,6 +55,15 @@ impl Service for common::MysqlDb {
     }
 }
 
+#[cfg(all(feature = "async-mariadb", feature = "mariadb", feature = "mysql"))]
+impl Service for common::MysqlDb<diesel::MariadbConnection> {
+    async fn serve(&self) -> String {
+        let pool = http_service::mariadb::pool(&self.async_url(), "", 8).unwrap();
+        http_service::mariadb::seed(&pool).await.unwrap();
+        listen(http_service::mariadb::router(pool)).await
+    }
+}
+
 fn etag(response: &Response) -> String {
     response.headers()["etag"].to_str().unwrap().to_owned()
 }

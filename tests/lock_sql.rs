@@ -2,7 +2,7 @@
 //! strengths, `OF table` in a join (also of a table in a schema), a model's
 //! row by key, and MySQL 8's spelling of a shared lock. No server needed.
 
-#![cfg(any(feature = "postgres", feature = "mysql"))]
+#![cfg(any(feature = "postgres", feature = "mysql", feature = "mariadb"))]
 
 use occ::prelude::*;
 
@@ -232,6 +232,33 @@ mod mysql {
             q.to_sql::<Mysql>(),
             "SELECT `jobs`.`id`, `owners`.`name` FROM (`jobs` INNER JOIN `owners` ON (`jobs`.`owner_id` = `owners`.`id`)) \
              WHERE (`owners`.`name` = ?) FOR UPDATE -- binds: [\"ann\"]"
+        );
+    }
+}
+
+/// diesel 2.4's own MariaDB backend: one dialect, MariaDB's.
+#[cfg(feature = "mariadb")]
+mod mariadb {
+    use diesel::mariadb::Mariadb;
+
+    use super::*;
+
+    #[test]
+    fn shared_is_mariadbs_spelling_and_exclusive_is_for_update() {
+        let q = || jobs::table.find(7).select(jobs::id);
+        let base = "SELECT `jobs`.`id` FROM `jobs` WHERE (`jobs`.`id` = ?)";
+        let binds = " -- binds: [7]";
+        assert_eq!(
+            q().shared().to_sql::<Mariadb>(),
+            format!("{base} LOCK IN SHARE MODE{binds}")
+        );
+        assert_eq!(
+            q().shared().skip_locked().to_sql::<Mariadb>(),
+            format!("{base} LOCK IN SHARE MODE SKIP LOCKED{binds}")
+        );
+        assert_eq!(
+            q().exclusive().nowait().to_sql::<Mariadb>(),
+            format!("{base} FOR UPDATE NOWAIT{binds}")
         );
     }
 }

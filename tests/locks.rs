@@ -89,7 +89,7 @@ impl Server for common::PgDb {
 }
 
 #[cfg(feature = "mysql")]
-impl Server for common::MysqlDb {
+impl<C: common::MysqlFamily> Server for common::MysqlDb<C> {
     const PG: bool = false;
     const BOUNDED: &'static str = "SET SESSION innodb_lock_wait_timeout = 5";
     const READ_TIMEOUT: &'static str =
@@ -698,7 +698,7 @@ per_server! {
 #[test]
 fn mariadb_gets_its_own_shared_lock_syntax() {
     use std::sync::Mutex;
-    let Some(db) = common::MysqlDb::new("locks::mariadb_gets_its_own_shared_lock_syntax") else {
+    let Some(db) = <common::MysqlDb>::new("locks::mariadb_gets_its_own_shared_lock_syntax") else {
         return;
     };
     items(&db, 1);

@@ -34,7 +34,7 @@ diesel::table! {
 
 #[test]
 fn a_locking_read_runs_again_after_a_deadlock_in_its_result() {
-    let Some(db) = common::MysqlDb::new("mysql_error_in_result::deadlock") else {
+    let Some(db) = <common::MysqlDb>::new("mysql_error_in_result::deadlock") else {
         return;
     };
     db.exec("CREATE TABLE wide (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)");

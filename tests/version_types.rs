@@ -97,7 +97,7 @@ macro_rules! pg {
 #[allow(unused_macros)]
 macro_rules! mysql {
     () => {
-        common::MysqlDb::new(module_path!())
+        <common::MysqlDb>::new(module_path!())
     };
 }
 

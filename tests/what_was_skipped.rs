@@ -42,6 +42,13 @@ fn main() -> ExitCode {
             example: "mysql://root@127.0.0.1:3306/test",
         },
         Server {
+            name: "diesel MariaDB-backend",
+            built: cfg!(all(feature = "mysql", feature = "mariadb")),
+            feature: "mysql,mariadb",
+            var: "OCC_MYSQL_URL",
+            example: "mysql://root@127.0.0.1:3306/test",
+        },
+        Server {
             name: "Galera cluster",
             built: cfg!(feature = "mysql"),
             feature: "mysql",

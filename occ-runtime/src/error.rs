@@ -258,7 +258,10 @@ impl OccError {
     /// Re-reads a lock-wait timeout as a failed `NOWAIT`: MariaDB reports both
     /// with error 1205, and only the caller knows which one it asked for. Not
     /// for PostgreSQL, where a lock timeout under `NOWAIT` is a real one.
-    #[cfg_attr(not(feature = "mysql-backend"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "mysql-backend", feature = "mariadb-backend")),
+        allow(dead_code)
+    )]
     pub(crate) fn nowait_failure(self) -> Self {
         match self {
             Self::LockTimeout(e) => Self::LockNotAvailable(e),
@@ -448,7 +451,11 @@ impl Class {
 /// A MySQL-backend server's answer to SQL of the other dialect (MariaDB's
 /// `LOCK IN SHARE MODE` sent to MySQL, or the reverse).
 #[cfg_attr(
-    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    not(any(
+        feature = "postgres-backend",
+        feature = "mysql-backend",
+        feature = "mariadb-backend"
+    )),
     allow(dead_code)
 )]
 pub(crate) fn is_syntax_error(error: &DieselError) -> bool {

@@ -97,7 +97,7 @@ macro_rules! per_backend {
 }
 
 /// Like [`per_backend!`], for what only the server backends can do (row
-/// locks): modules `postgres` and `mysql`.
+/// locks): modules `postgres`, `mysql` and (feature `mariadb`) `mariadb`.
 #[macro_export]
 macro_rules! per_server {
     ($(fn $name:ident($db:ident) $body:block)*) => {
@@ -120,7 +120,20 @@ macro_rules! per_server {
             $(
                 #[test]
                 fn $name() {
-                    let Some($db) = $crate::common::MysqlDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    let Some($db) = <$crate::common::MysqlDb>::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    $body
+                }
+            )*
+        }
+        // diesel 2.4's own MariaDB backend, on the same server.
+        #[cfg(all(feature = "mysql", feature = "mariadb"))]
+        mod mariadb {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let Some($db) = $crate::common::MysqlDb::<diesel::MariadbConnection>::new(concat!(module_path!(), "::", stringify!($name))) else { return };
                     $body
                 }
             )*
@@ -336,31 +349,59 @@ impl TestDb for PgDb {
     }
 }
 
+/// A connection of diesel's MySQL family, to the server at `OCC_MYSQL_URL`:
+/// diesel's MySQL backend, or diesel 2.4's own MariaDB one (feature
+/// `mariadb`), which wants its own URL scheme.
 #[cfg(feature = "mysql")]
-pub struct MysqlDb {
-    server: String,
-    database: String,
+pub trait MysqlFamily: Connection + diesel::r2d2::R2D2Connection + 'static {
+    const SCHEME: &'static str;
 }
 
 #[cfg(feature = "mysql")]
-impl MysqlDb {
+impl MysqlFamily for diesel::MysqlConnection {
+    const SCHEME: &'static str = "mysql";
+}
+
+#[cfg(all(feature = "mysql", feature = "mariadb"))]
+impl MysqlFamily for diesel::MariadbConnection {
+    const SCHEME: &'static str = "mariadb";
+}
+
+/// A test's database on the MySQL/MariaDB server, reached with connections
+/// `C`.
+#[cfg(feature = "mysql")]
+pub struct MysqlDb<C: MysqlFamily = diesel::MysqlConnection> {
+    server: String,
+    database: String,
+    conn: std::marker::PhantomData<fn() -> C>,
+}
+
+#[cfg(feature = "mysql")]
+impl<C: MysqlFamily> MysqlDb<C> {
     pub fn new(test: &str) -> Option<Self> {
         let url = server_url("OCC_MYSQL_URL")?;
-        // The test's database replaces the URL's path.
-        let server = match url.find("://").map(|i| i + 3) {
-            Some(start) => match url[start..].find('/') {
-                Some(slash) => url[..start + slash].to_owned(),
-                None => url.clone(),
-            },
-            None => panic!("OCC_MYSQL_URL is not a mysql:// URL"),
+        // The test's database replaces the URL's path, and the connection's
+        // scheme the URL's.
+        let Some(start) = url.find("://") else {
+            panic!("OCC_MYSQL_URL is not a mysql:// URL")
+        };
+        let url = format!("{}{}", C::SCHEME, &url[start..]);
+        let start = C::SCHEME.len() + 3;
+        let server = match url[start..].find('/') {
+            Some(slash) => url[..start + slash].to_owned(),
+            None => url.clone(),
         };
         let database = db_name(test);
-        let mut conn = diesel::MysqlConnection::establish(&url).expect("connect to OCC_MYSQL_URL");
+        let mut conn = C::establish(&url).expect("connect to OCC_MYSQL_URL");
         conn.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database};"
         ))
         .expect("create test database");
-        Some(Self { server, database })
+        Some(Self {
+            server,
+            database,
+            conn: std::marker::PhantomData,
+        })
     }
 
     /// The URL of the test's database.
@@ -370,28 +411,27 @@ impl MysqlDb {
 }
 
 #[cfg(feature = "mysql")]
-impl Drop for MysqlDb {
+impl<C: MysqlFamily> Drop for MysqlDb<C> {
     fn drop(&mut self) {
-        if let Ok(mut conn) = diesel::MysqlConnection::establish(&self.server) {
+        if let Ok(mut conn) = C::establish(&self.server) {
             let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.database));
         }
     }
 }
 
 #[cfg(feature = "mysql")]
-impl TestDb for MysqlDb {
-    type Conn = diesel::MysqlConnection;
+impl<C: MysqlFamily> TestDb for MysqlDb<C> {
+    type Conn = C;
     const DIALECT: Dialect = Dialect {
         ts: "DATETIME(6)",
         key_text: "VARCHAR(191)",
     };
     fn conn(&self) -> Self::Conn {
-        diesel::MysqlConnection::establish(&format!("{}/{}", self.server, self.database))
-            .expect("connect to the test database")
+        C::establish(&self.url()).expect("connect to the test database")
     }
     #[cfg(feature = "r2d2")]
     fn pool(&self, size: u32) -> diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<Self::Conn>> {
-        pool(&format!("{}/{}", self.server, self.database), size, "")
+        pool(&self.url(), size, "")
     }
 }
 

@@ -64,7 +64,19 @@ macro_rules! per_async_server {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let Some($db) = $crate::common::MysqlDb::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    let Some($db) = <$crate::common::MysqlDb>::new(concat!(module_path!(), "::", stringify!($name))) else { return };
+                    $body
+                }
+            )*
+        }
+        #[cfg(all(feature = "async-mariadb", feature = "mariadb", feature = "mysql"))]
+        mod mariadb {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some($db) = $crate::common::MysqlDb::<diesel::MariadbConnection>::new(concat!(module_path!(), "::", stringify!($name))) else { return };
                     $body
                 }
             )*
@@ -204,13 +216,32 @@ impl AsyncTestDb for super::MysqlDb {
         self.url()
     }
 
-    const IN_TRANSACTION: &'static str = "SELECT IF(@@in_transaction = 1, 'true', 'false') AS v";
-    const LOCK_TIMEOUT: &'static str =
-        "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS CHAR) AS v";
+    const IN_TRANSACTION: &'static str = MYSQL_IN_TRANSACTION;
+    const LOCK_TIMEOUT: &'static str = MYSQL_LOCK_TIMEOUT;
 }
 
 #[cfg(all(feature = "async-mysql", feature = "mysql"))]
 pools!(super::MysqlDb);
+
+#[cfg(all(feature = "async-mariadb", feature = "mariadb", feature = "mysql"))]
+impl AsyncTestDb for super::MysqlDb<diesel::MariadbConnection> {
+    type Async = diesel_async::AsyncMariadbConnection;
+
+    fn async_url(&self) -> String {
+        self.url()
+    }
+
+    const IN_TRANSACTION: &'static str = MYSQL_IN_TRANSACTION;
+    const LOCK_TIMEOUT: &'static str = MYSQL_LOCK_TIMEOUT;
+}
+
+#[cfg(all(feature = "async-mariadb", feature = "mariadb", feature = "mysql"))]
+pools!(super::MysqlDb<diesel::MariadbConnection>);
+
+#[cfg(any(feature = "async-mysql", feature = "async-mariadb"))]
+const MYSQL_IN_TRANSACTION: &str = "SELECT IF(@@in_transaction = 1, 'true', 'false') AS v";
+#[cfg(any(feature = "async-mysql", feature = "async-mariadb"))]
+const MYSQL_LOCK_TIMEOUT: &str = "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS CHAR) AS v";
 
 /// Runs one of [`AsyncTestDb`]'s text queries on `conn`.
 pub async fn read<C>(conn: &mut C, sql: &'static str) -> String

@@ -1,14 +1,16 @@
 //! diesel-async connections: `AsyncPgConnection`, `AsyncMysqlConnection`,
-//! `SyncConnectionWrapper<SqliteConnection>`, and the pooled connections of
-//! diesel-async's deadpool and bb8 pools, passed as `&mut pooled`.
+//! `AsyncMariadbConnection`, `SyncConnectionWrapper<SqliteConnection>`, and
+//! the pooled connections of diesel-async's deadpool and bb8 pools, passed
+//! as `&mut pooled`.
 
 use diesel_async::AsyncConnection;
 
 use super::sealed::nonblocking::Sealed;
 
 /// A diesel-async connection occ runs transactions on: `AsyncPgConnection`,
-/// `AsyncMysqlConnection`, `SyncConnectionWrapper<SqliteConnection>` and the
-/// pooled connections of diesel-async's pools, as the enabled features allow.
+/// `AsyncMysqlConnection`, `AsyncMariadbConnection`,
+/// `SyncConnectionWrapper<SqliteConnection>` and the pooled connections of
+/// diesel-async's pools, as the enabled features allow.
 pub trait AsyncOccConnection: AsyncConnection + Sealed {}
 
 // Hidden: its bounds are occ's own; the trait's docs say what implements it.

@@ -14,8 +14,12 @@ use crate::exec::Exec;
 
 #[cfg(feature = "async")]
 mod asynchronous;
+#[cfg(feature = "mariadb-backend")]
+mod mariadb;
 #[cfg(feature = "mysql-backend")]
 mod mysql;
+#[cfg(any(feature = "mysql-backend", feature = "mariadb-backend"))]
+mod mysql_like;
 #[cfg(feature = "postgres-backend")]
 mod pg;
 #[cfg(feature = "r2d2")]
@@ -60,8 +64,8 @@ pub enum IsolationAt {
     Always,
 }
 
-/// Which SQL a row lock is written in. PostgreSQL has one; the MySQL backend
-/// serves two dialects that disagree on shared locks (`FOR SHARE` on MySQL 8,
+/// Which SQL a row lock is written in. PostgreSQL and diesel's MariaDB
+/// backend have one each; the MySQL backend serves two dialects that disagree on shared locks (`FOR SHARE` on MySQL 8,
 /// `LOCK IN SHARE MODE` on MariaDB), told apart at run time. Public in a
 /// private module: the sealed traits name it, users cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,9 +76,9 @@ pub enum Dialect {
 }
 
 /// A sync diesel connection occ runs transactions on: `SqliteConnection`,
-/// `PgConnection` and `MysqlConnection`, as the enabled features allow, and
-/// r2d2's pooled ones (feature `r2d2`). Sealed: occ knows what each backend
-/// needs.
+/// `PgConnection`, `MysqlConnection` and `MariadbConnection`, as the enabled
+/// features allow, and r2d2's pooled ones (feature `r2d2`). Sealed: occ
+/// knows what each backend needs.
 #[diagnostic::on_unimplemented(
     message = "occ does not run on `{Self}`",
     label = "needs a diesel connection of a backend occ's features enable",
@@ -83,8 +87,9 @@ pub enum Dialect {
 pub trait OccConnection: Connection + LoadConnection + sealed::sync::Sealed {}
 
 /// A connection, sync or async, whose backend has row locks:
-/// `PgConnection`, `MysqlConnection` (MySQL 8 and MariaDB) and r2d2's pooled
-/// ones; `AsyncPgConnection`, `AsyncMysqlConnection` and the pooled
+/// `PgConnection`, `MysqlConnection` (MySQL 8 and MariaDB),
+/// `MariadbConnection` and r2d2's pooled ones; `AsyncPgConnection`,
+/// `AsyncMysqlConnection`, `AsyncMariadbConnection` and the pooled
 /// connections of diesel-async's deadpool and bb8 pools. Sealed.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no row locks",

@@ -1,9 +1,9 @@
-use alloc::borrow::Cow;
 use core::sync::atomic::{AtomicU8, Ordering};
 use core::time::Duration;
 
 use diesel::mysql::Mysql;
 
+use super::mysql_like::{self, MysqlLike};
 use super::sealed::{Hooks, LockBackend};
 use super::{Dialect, IsolationAt};
 use crate::error::OccError;
@@ -16,29 +16,18 @@ static LAST_DIALECT: AtomicU8 = AtomicU8::new(0);
 
 impl Hooks for Mysql {
     const ISOLATION: IsolationAt = IsolationAt::Before;
-
-    // A lock interrupted between setting its timeout and putting it back
-    // (its future dropped) leaves the session's timeout changed: a repair
-    // puts back what was saved, if anything was.
-    const RESET: Option<&'static str> = Some(
-        "SET SESSION innodb_lock_wait_timeout = CAST(\
-         COALESCE(@occ_saved_lock_wait_timeout, @@SESSION.innodb_lock_wait_timeout) AS UNSIGNED), \
-         @occ_saved_lock_wait_timeout = NULL",
-    );
+    const RESET: Option<&'static str> = Some(mysql_like::RESET);
 }
+
+impl MysqlLike for Mysql {}
 
 /// Renders in the dialect this process last saw on a MySQL-backend server;
 /// MySQL 8's until one was seen.
 impl LockBackend for Mysql {
     const DIALECTS: bool = true;
 
-    // MariaDB reports a failed NOWAIT as a lock wait timeout (1205).
     fn lock_failure(dialect: Dialect, nowait: bool, error: OccError) -> OccError {
-        if nowait && dialect == Dialect::MariaDb {
-            error.nowait_failure()
-        } else {
-            error
-        }
+        mysql_like::lock_failure(dialect, nowait, error)
     }
 
     fn default_dialect() -> Dialect {
@@ -68,39 +57,19 @@ impl LockBackend for Mysql {
         Ok(dialect)
     }
 
-    // InnoDB counts whole seconds: a timeout rounds up to the next second.
-    // The old value waits in a session variable, so setting it costs one
-    // round trip and restoring one more.
     async fn set_lock_timeout<K, C: Exec<K, Db = Self> + Send>(
         conn: &mut C,
         timeout: Duration,
     ) -> Result<String, OccError> {
-        let seconds = timeout
-            .as_nanos()
-            .div_ceil(1_000_000_000)
-            .clamp(1, 1_073_741_824);
-        conn.batch(Cow::Owned(format!(
-            "SET @occ_saved_lock_wait_timeout = @@SESSION.innodb_lock_wait_timeout, \
-             SESSION innodb_lock_wait_timeout = {seconds}"
-        )))
-        .await?;
-        Ok(String::new())
+        mysql_like::set_lock_timeout(conn, timeout).await
     }
 
-    // A lock wait timeout rolls back only the statement (a deadlock the whole
-    // transaction): the session stays usable and its variable must go back
-    // either way.
     async fn restore_lock_timeout<K, C: Exec<K, Db = Self> + Send>(
         conn: &mut C,
         _saved: String,
         _aborted: bool,
     ) -> Result<(), OccError> {
-        conn.batch(Cow::Borrowed(
-            "SET SESSION innodb_lock_wait_timeout = @occ_saved_lock_wait_timeout, \
-             @occ_saved_lock_wait_timeout = NULL",
-        ))
-        .await?;
-        Ok(())
+        mysql_like::restore_lock_timeout(conn).await
     }
 }
 
@@ -141,64 +110,5 @@ mod async_connection {
 
     impl Kind for AsyncMysqlConnection {
         type Kind = NonBlocking;
-    }
-}
-
-/// The SQL occ writes on this backend: lock clauses and the version probe's
-/// read.
-mod sql {
-    use diesel::mysql::Mysql;
-    use diesel::query_builder::{AstPass, QueryFragment};
-    use diesel::QueryResult;
-
-    use crate::backend::Dialect;
-    use crate::lock::clause::RowLock;
-    use crate::lock::{AllTables, Exclusive, Shared, WaitPolicy};
-    use crate::query::CurrentRead;
-
-    /// A strength MySQL and MariaDB can lock with.
-    #[diagnostic::on_unimplemented(
-        message = "MySQL and MariaDB have no `{Self}` row lock",
-        note = "MySQL and MariaDB lock rows with `.exclusive()` (FOR UPDATE) or `.shared()` (FOR SHARE / LOCK IN SHARE MODE)"
-    )]
-    pub trait MysqlStrength {
-        fn sql(dialect: Dialect) -> &'static str;
-    }
-    impl MysqlStrength for Exclusive {
-        fn sql(_: Dialect) -> &'static str {
-            " FOR UPDATE"
-        }
-    }
-    impl MysqlStrength for Shared {
-        fn sql(dialect: Dialect) -> &'static str {
-            match dialect {
-                Dialect::MariaDb => " LOCK IN SHARE MODE",
-                _ => " FOR SHARE",
-            }
-        }
-    }
-
-    /// A version probe on MySQL and MariaDB reads the latest committed row
-    /// (`LOCK IN SHARE MODE`, which both accept): InnoDB's plain `SELECT`
-    /// inside a `REPEATABLE READ` transaction returns the snapshot, which
-    /// would report the version the failed write expected, or a row already
-    /// deleted.
-    impl QueryFragment<Mysql> for CurrentRead {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
-            out.push_sql(" LOCK IN SHARE MODE");
-            Ok(())
-        }
-    }
-
-    impl<S, W> QueryFragment<Mysql> for RowLock<S, W, AllTables>
-    where
-        S: MysqlStrength,
-        W: WaitPolicy,
-    {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
-            out.push_sql(S::sql(self.dialect));
-            out.push_sql(W::SQL);
-            Ok(())
-        }
     }
 }

@@ -32,7 +32,12 @@ mod blocking;
 mod nonblocking;
 
 #[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "mariadb"
+    )),
     allow(unused_imports)
 )]
 pub use self::blocking::{AfterFailure, Blocking};

@@ -358,11 +358,19 @@ mod no_connection {
     never!(NoKind);
     // Without a server backend, a second kind keeps rustc from naming the
     // first.
-    #[cfg(not(any(feature = "postgres-backend", feature = "mysql-backend")))]
+    #[cfg(not(any(
+        feature = "postgres-backend",
+        feature = "mysql-backend",
+        feature = "mariadb-backend"
+    )))]
     never!(crate::exec::Blocking);
 }
 
-#[cfg(any(feature = "postgres-backend", feature = "mysql-backend"))]
+#[cfg(any(
+    feature = "postgres-backend",
+    feature = "mysql-backend",
+    feature = "mariadb-backend"
+))]
 mod server {
     use diesel::query_builder::QueryFragment;
 

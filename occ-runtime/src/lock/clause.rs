@@ -122,7 +122,10 @@ mod seal {
 #[derive(Debug, Clone, Copy)]
 pub struct RowLock<S, W, O> {
     // Read only where a MySQL-backend renders a shared lock.
-    #[cfg_attr(not(feature = "mysql-backend"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "mysql-backend", feature = "mariadb-backend")),
+        allow(dead_code)
+    )]
     pub(crate) dialect: Dialect,
     // Read only where PostgreSQL renders `OF table`.
     #[cfg_attr(not(feature = "postgres-backend"), allow(dead_code))]

@@ -139,7 +139,11 @@ where
 
     /// The error for a locked query that had to find a row and found none.
     #[cfg_attr(
-        not(any(feature = "postgres-backend", feature = "mysql-backend")),
+        not(any(
+            feature = "postgres-backend",
+            feature = "mysql-backend",
+            feature = "mariadb-backend"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn missing<DB>(&self) -> OccError
@@ -160,7 +164,11 @@ where
     /// (sending nothing), learn the dialect, set and restore a timeout,
     /// classify the error. `fetch` says which rows to read.
     #[cfg_attr(
-        not(any(feature = "postgres-backend", feature = "mysql-backend")),
+        not(any(
+            feature = "postgres-backend",
+            feature = "mysql-backend",
+            feature = "mariadb-backend"
+        )),
         allow(dead_code)
     )]
     pub(crate) async fn run<K, C, U>(&self, conn: &mut C, fetch: Fetch) -> Result<Rows<U>, OccError>
@@ -235,7 +243,11 @@ where
 /// Which rows a lock terminal reads.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(
-    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    not(any(
+        feature = "postgres-backend",
+        feature = "mysql-backend",
+        feature = "mariadb-backend"
+    )),
     allow(dead_code)
 )]
 pub(crate) enum Fetch {
@@ -247,7 +259,11 @@ pub(crate) enum Fetch {
 
 /// What [`Fetch`] read.
 #[cfg_attr(
-    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    not(any(
+        feature = "postgres-backend",
+        feature = "mysql-backend",
+        feature = "mariadb-backend"
+    )),
     allow(dead_code)
 )]
 pub(crate) enum Rows<U> {
@@ -256,7 +272,11 @@ pub(crate) enum Rows<U> {
 }
 
 #[cfg_attr(
-    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    not(any(
+        feature = "postgres-backend",
+        feature = "mysql-backend",
+        feature = "mariadb-backend"
+    )),
     allow(dead_code)
 )]
 impl Fetch {
@@ -269,7 +289,11 @@ impl Fetch {
 }
 
 #[cfg_attr(
-    not(any(feature = "postgres-backend", feature = "mysql-backend")),
+    not(any(
+        feature = "postgres-backend",
+        feature = "mysql-backend",
+        feature = "mariadb-backend"
+    )),
     allow(dead_code)
 )]
 impl<U> Rows<U> {
