@@ -69,7 +69,7 @@ fn partial(all_or_nothing: bool) -> Partial {
 #[diagnostic::on_unimplemented(
     message = "occ cannot write `{M}` on `{Self}`",
     label = "needs a connection occ runs on, for a model of that connection's backend",
-    note = "occ writes on `SqliteConnection`, `PgConnection` and `MysqlConnection` (features `sqlite`, `postgres`, `mysql`) and their r2d2 pooled connections (feature `r2d2`), e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`; an async connection takes `occ::async_prelude` and `AsyncStore`"
+    note = "occ writes on `SqliteConnection`, `PgConnection`, `MysqlConnection` and `MariadbConnection` (features `sqlite`, `postgres`, `mysql`, `mariadb`) and their r2d2 pooled connections (feature `r2d2`), e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`; an async connection takes `occ::async_prelude` and `AsyncStore`"
 )]
 pub trait Store<M: Optimistic, Changes = <M as Optimistic>::Changeset>: OccConnection {
     #[doc(hidden)]
@@ -281,7 +281,7 @@ mod nonblocking {
     #[diagnostic::on_unimplemented(
         message = "occ cannot write `{M}` on `{Self}`",
         label = "needs a diesel-async connection occ runs on, for a model with owned fields of that connection's backend",
-        note = "occ writes on `AsyncPgConnection`, `AsyncMysqlConnection` and `SyncConnectionWrapper<SqliteConnection>` (features `async-postgres`, `async-mysql`, `async-sqlite`) and the pooled connections of deadpool and bb8 (features `deadpool`, `bb8`), as `&mut pooled`"
+        note = "occ writes on `AsyncPgConnection`, `AsyncMysqlConnection`, `AsyncMariadbConnection` and `SyncConnectionWrapper<SqliteConnection>` (features `async-postgres`, `async-mysql`, `async-mariadb`, `async-sqlite`) and the pooled connections of deadpool and bb8 (features `deadpool`, `bb8`), as `&mut pooled`"
     )]
     pub trait AsyncStore<M: Optimistic, Changes = <M as Optimistic>::Changeset>:
         AsyncOccConnection

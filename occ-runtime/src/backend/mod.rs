@@ -82,7 +82,7 @@ pub enum Dialect {
 #[diagnostic::on_unimplemented(
     message = "occ does not run on `{Self}`",
     label = "needs a diesel connection of a backend occ's features enable",
-    note = "occ runs on `SqliteConnection`, `PgConnection` and `MysqlConnection` with its features `sqlite`, `postgres` and `mysql`, and on their r2d2 pooled connections with its feature `r2d2`, e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`"
+    note = "occ runs on `SqliteConnection`, `PgConnection`, `MysqlConnection` and `MariadbConnection` with its features `sqlite`, `postgres`, `mysql` and `mariadb`, and on their r2d2 pooled connections with its feature `r2d2`, e.g. `occ = {{ version = \"0.1\", features = [\"postgres\", \"r2d2\"] }}`"
 )]
 pub trait OccConnection: Connection + LoadConnection + sealed::sync::Sealed {}
 
