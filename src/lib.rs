@@ -20,14 +20,14 @@ pub use occ_derive::Optimistic;
 #[cfg(feature = "http")]
 pub use occ_runtime::http;
 pub use occ_runtime::{
-    lock, retry, retry_counted, AsOccError, BatchReport, ChangedFields, Isolation, LockDsl, Locked,
-    OccConnection, OccError, Optimistic, OptimisticDsl, Reload, Retried, RetryPolicy, RowLocking,
-    Store, Version,
+    lock, retry, retry_counted, AsOccError, BatchReport, ChangedFields, GuardedStore, Isolation,
+    LockDsl, Locked, OccConnection, OccError, Optimistic, OptimisticDsl, Reload, Retried,
+    RetryPolicy, RowLocking, Store, Version,
 };
 #[cfg(feature = "async")]
 pub use occ_runtime::{
-    retry_async, retry_counted_async, AsyncOccConnection, AsyncOptimisticDsl, AsyncReload,
-    AsyncStore, Attempt,
+    retry_async, retry_counted_async, AsyncGuardedStore, AsyncOccConnection, AsyncOptimisticDsl,
+    AsyncReload, AsyncStore, Attempt,
 };
 
 /// `use occ::prelude::*;` brings diesel's prelude, the derive, the traits whose

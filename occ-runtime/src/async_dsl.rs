@@ -5,7 +5,9 @@
 
 use core::future::Future;
 
+use diesel::expression::{AppearsOnTable, Expression};
 use diesel::query_builder::AsChangeset;
+use diesel::sql_types::BoolOrNullableBool;
 
 use crate::backend::RowLocking;
 use crate::batch::BatchReport;
@@ -13,7 +15,7 @@ use crate::error::OccError;
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
-use crate::store::{AsyncReload, AsyncStore};
+use crate::store::{AsyncGuardedStore, AsyncReload, AsyncStore};
 use crate::version::Version;
 
 /// Versioned writes, reload and row locks on diesel-async connections
@@ -174,6 +176,23 @@ pub trait AsyncOptimisticDsl:
             let next = expected.next();
             conn.occ_update(key, &expected, changes, next).await
         }
+    }
+
+    /// Applies `changes` to the row with `key` where `guard` holds, and moves
+    /// its version forward, in one statement that reads nothing first; the
+    /// same as [`OptimisticDsl::update_where`](crate::OptimisticDsl::update_where).
+    fn update_where<C, G, S>(
+        conn: &mut C,
+        key: Self::Key,
+        guard: G,
+        changes: S,
+    ) -> impl Future<Output = Result<(), OccError>> + Send
+    where
+        G: Expression<SqlType: BoolOrNullableBool> + AppearsOnTable<Self::Table>,
+        S: AsChangeset<Target = Self::Table>,
+        C: AsyncGuardedStore<Self, G, S::Changeset>,
+    {
+        conn.occ_update_where(key, guard, changes.as_changeset())
     }
 
     /// The row with `key`, to lock with the builders of [`LockDsl`]; the same

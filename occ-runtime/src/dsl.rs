@@ -1,7 +1,9 @@
 //! What every `#[derive(Optimistic)]` model can do: versioned writes, reload
 //! and row locks by key.
 
+use diesel::expression::{AppearsOnTable, Expression};
 use diesel::query_builder::AsChangeset;
+use diesel::sql_types::BoolOrNullableBool;
 
 use crate::backend::RowLocking;
 use crate::batch::BatchReport;
@@ -9,7 +11,7 @@ use crate::error::OccError;
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
-use crate::store::{Reload, Store};
+use crate::store::{GuardedStore, Reload, Store};
 use crate::version::Version;
 
 /// Versioned writes, reload and row locks on sync diesel connections;
@@ -153,6 +155,51 @@ pub trait OptimisticDsl: Optimistic {
     {
         let next = expected.next();
         conn.occ_update(key, &expected, changes.as_changeset(), next)
+    }
+
+    /// Applies `changes` to the row with `key` where `guard` holds, and moves
+    /// its version forward, in one statement that reads nothing first:
+    /// `UPDATE .. SET changes, version = .. WHERE key AND (guard)`. For a
+    /// change that commutes with its concurrent peers and depends on a
+    /// condition, such as a stock decrement:
+    ///
+    /// ```ignore
+    /// Product::update_where(conn, id, qty.ge(n), qty.eq(qty - n))?;
+    /// ```
+    ///
+    /// No version is needed and none is checked: the database checks the
+    /// guard on the row as it is when the update runs. Concurrent guarded
+    /// updates of one row queue on its row lock (PostgreSQL, InnoDB) or the
+    /// database lock (SQLite), and each one's `WHERE` is checked against the
+    /// row its predecessor left, so none is lost and the guard is never
+    /// broken. The version still moves forward (`version + 1` for an
+    /// integer, a fresh value otherwise), so a model read before it fails
+    /// its next versioned write with [`OccError::Conflict`].
+    ///
+    /// When it writes nothing, one read of the row by key tells
+    /// [`OccError::GuardFailed`] (the guard is false on the row as it is
+    /// now) from [`OccError::NotFound`]; if the guard holds again by then
+    /// (another writer changed the row in between), the update runs again.
+    ///
+    /// On PostgreSQL at `REPEATABLE READ` or `SERIALIZABLE` a row changed
+    /// since the transaction's snapshot is [`OccError::SerializationFailure`]
+    /// instead: run it in [`retry`](crate::retry), which tries again. At
+    /// PostgreSQL's default `READ COMMITTED`, and at every level on MySQL,
+    /// MariaDB and SQLite, it is never a conflict. The guide
+    /// `occ::guide::strategy` compares it with the other ways of writing a
+    /// hot row.
+    fn update_where<C, G, S>(
+        conn: &mut C,
+        key: Self::Key,
+        guard: G,
+        changes: S,
+    ) -> Result<(), OccError>
+    where
+        G: Expression<SqlType: BoolOrNullableBool> + AppearsOnTable<Self::Table>,
+        S: AsChangeset<Target = Self::Table>,
+        C: GuardedStore<Self, G, S::Changeset>,
+    {
+        conn.occ_update_where(key, guard, changes.as_changeset())
     }
 
     /// The row with `key`, to lock with the builders of [`LockDsl`]:

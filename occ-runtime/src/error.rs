@@ -71,6 +71,21 @@ pub enum OccError {
         rows: usize,
     },
 
+    /// A guarded update (`update_where`) found the row, and its guard false
+    /// on the row as it is now: the condition the change depends on (enough
+    /// stock, a state it must be in) does not hold. Nothing was written; not
+    /// retried, as the same guard on the same row fails again.
+    #[error(
+        "the guard of the update on {table} ({key}) does not hold on the row as it is now; \
+         nothing was written"
+    )]
+    GuardFailed {
+        /// The table's name as written in `table!`.
+        table: &'static str,
+        /// The row's key, as `column = value` pairs.
+        key: String,
+    },
+
     /// A batch of versioned writes holds the row with this key more than
     /// once. Nothing was sent to the database: write each row once.
     #[error("the batch for {table} holds the row with {key} more than once; write each row once")]
@@ -211,7 +226,7 @@ impl OccError {
 
     /// A stable snake_case name of the variant, for metrics labels and logs:
     /// `conflict`, `not_found` (also for [`NoRow`](Self::NoRow)),
-    /// `key_not_unique`, `duplicate_in_batch`, `deadlock`, `lock_not_available`, `lock_timeout`,
+    /// `key_not_unique`, `guard_failed`, `duplicate_in_batch`, `deadlock`, `lock_not_available`, `lock_timeout`,
     /// `statement_timeout`, `serialization_failure`, `busy`,
     /// `not_in_transaction`,
     /// `retry_inside_transaction`, `connection_broken`,
@@ -221,6 +236,7 @@ impl OccError {
             Self::Conflict { .. } => "conflict",
             Self::NotFound { .. } | Self::NoRow { .. } => "not_found",
             Self::KeyNotUnique { .. } => "key_not_unique",
+            Self::GuardFailed { .. } => "guard_failed",
             Self::DuplicateInBatch { .. } => "duplicate_in_batch",
             Self::Deadlock(_) => "deadlock",
             Self::LockNotAvailable(_) => "lock_not_available",

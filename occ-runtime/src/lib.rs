@@ -49,8 +49,8 @@ pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};
 #[cfg(feature = "async")]
 pub use crate::retry::{retry_async, retry_counted_async};
 #[cfg(feature = "async")]
-pub use crate::store::{AsyncReload, AsyncStore};
-pub use crate::store::{Reload, Store};
+pub use crate::store::{AsyncGuardedStore, AsyncReload, AsyncStore};
+pub use crate::store::{GuardedStore, Reload, Store};
 #[cfg(feature = "async")]
 pub use crate::transaction::Attempt;
 pub use crate::version::Version;

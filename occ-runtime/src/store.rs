@@ -20,13 +20,13 @@ use crate::error::OccError;
 use crate::exec::{block_on, Blocking};
 use crate::model::Optimistic;
 use crate::query::{
-    delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent, UpdateReturning,
-    UpdateStatement, VersionProbe,
+    delete_statement, CurrentRow, DeleteStatement, FindStatement, GuardProbe, GuardedUpdate,
+    UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
 };
 use crate::write;
 
 #[cfg(feature = "async")]
-pub use self::nonblocking::{AsyncReload, AsyncStore};
+pub use self::nonblocking::{AsyncGuardedStore, AsyncReload, AsyncStore};
 
 fn partial(all_or_nothing: bool) -> Partial {
     if all_or_nothing {
@@ -164,6 +164,43 @@ where
     }
 }
 
+/// A sync connection that runs guarded updates of model `M`: guard `Guard`
+/// (a diesel boolean expression on the model's table) and changeset
+/// `Changes`. Every [`OccConnection`], for every `#[derive(Optimistic)]`
+/// model; the bound of [`update_where`](crate::OptimisticDsl::update_where).
+#[diagnostic::on_unimplemented(
+    message = "occ cannot run a guarded update of `{M}` on `{Self}`",
+    label = "needs a connection occ runs on, and a guard and changes of the model's table",
+    note = "the guard is a boolean expression on the model's table (`products::qty.ge(n)`), the changes a diesel changeset of it (`products::qty.eq(products::qty - n)`); both are sent twice when the update matches nothing, so they must be `Clone`"
+)]
+pub trait GuardedStore<M: Optimistic, Guard, Changes>: OccConnection {
+    #[doc(hidden)]
+    fn occ_update_where(
+        &mut self,
+        key: M::Key,
+        guard: Guard,
+        changes: Changes,
+    ) -> Result<(), OccError>;
+}
+
+// Hidden: its where-clauses are occ's statement types.
+#[doc(hidden)]
+impl<M, C, G, S> GuardedStore<M, G, S> for C
+where
+    M: Optimistic,
+    C: OccConnection,
+    G: Clone,
+    S: Clone,
+    GuardedUpdate<M, G, S>: QueryFragment<C::Backend> + QueryId,
+    GuardProbe<M, G>: LoadQuery<'static, C, i32>,
+{
+    fn occ_update_where(&mut self, key: M::Key, guard: G, changes: S) -> Result<(), OccError> {
+        block_on(write::update_where::<M, Blocking, C, G, S>(
+            self, key, guard, changes,
+        ))
+    }
+}
+
 /// A sync connection that also reads rows of model `M` back: every
 /// [`Store`] of a model that derives diesel's `Selectable`. The bound of
 /// [`reload`](crate::OptimisticDsl::reload) and
@@ -232,8 +269,8 @@ mod nonblocking {
     use crate::exec::{AsyncLoad, NonBlocking};
     use crate::model::Optimistic;
     use crate::query::{
-        delete_statement, CurrentRow, DeleteStatement, FindStatement, UpdateOrCurrent,
-        UpdateReturning, UpdateStatement, VersionProbe,
+        delete_statement, CurrentRow, DeleteStatement, FindStatement, GuardProbe, GuardedUpdate,
+        UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
     };
     use crate::transaction::step;
     use crate::write;
@@ -381,6 +418,48 @@ mod nonblocking {
             })
             .await?;
             Ok(batch::settle_delete(models, outcomes))
+        }
+    }
+
+    /// A diesel-async connection that runs guarded updates of model `M`:
+    /// the async [`GuardedStore`](super::GuardedStore), for every
+    /// [`AsyncOccConnection`] and every `#[derive(Optimistic)]` model with
+    /// owned fields; its futures are `Send`.
+    #[diagnostic::on_unimplemented(
+        message = "occ cannot run a guarded update of `{M}` on `{Self}`",
+        label = "needs a diesel-async connection occ runs on, and a guard and changes of the model's table",
+        note = "the guard is a boolean expression on the model's table (`products::qty.ge(n)`), the changes a diesel changeset of it (`products::qty.eq(products::qty - n)`); both are sent twice when the update matches nothing, so they must be `Clone` and `Send`"
+    )]
+    pub trait AsyncGuardedStore<M: Optimistic, Guard, Changes>: AsyncOccConnection {
+        #[doc(hidden)]
+        fn occ_update_where(
+            &mut self,
+            key: M::Key,
+            guard: Guard,
+            changes: Changes,
+        ) -> impl Future<Output = Result<(), OccError>> + Send;
+    }
+
+    // Hidden: its where-clauses are occ's statement types.
+    #[doc(hidden)]
+    impl<M, C, G, S> AsyncGuardedStore<M, G, S> for C
+    where
+        M: SendModel,
+        C: AsyncOccConnection,
+        G: Clone + Send + Sync,
+        S: Clone + Send + Sync,
+        GuardedUpdate<M, G, S>: ExecuteDsl<C>,
+        GuardProbe<M, G>: AsyncLoad<C, i32>,
+    {
+        fn occ_update_where(
+            &mut self,
+            key: M::Key,
+            guard: G,
+            changes: S,
+        ) -> impl Future<Output = Result<(), OccError>> + Send {
+            step::<NonBlocking, C, _>(self, async |conn| {
+                write::update_where::<M, NonBlocking, C, G, S>(conn, key, guard, changes).await
+            })
         }
     }
 

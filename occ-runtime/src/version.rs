@@ -22,6 +22,27 @@ pub trait Version: Clone + PartialEq + Debug + Display + Send + Sync + 'static {
     /// The version `text` shows, as `Display` writes it: what an entity tag
     /// carries back (`occ::http`). `None` for text no version shows.
     fn from_text(text: &str) -> Option<Self>;
+
+    /// How a write that has not read the row (a guarded update) moves the
+    /// version forward.
+    #[doc(hidden)]
+    fn unread_next() -> NextUnread<Self>;
+}
+
+/// How a write moves forward a version it has not read: in SQL, or to a
+/// fresh value that must differ from whatever the row holds.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub enum NextUnread<V> {
+    /// `version + 1`, wrapping from `max` to `min` as [`Version::next`] does.
+    Increment {
+        /// The type's largest value.
+        max: V,
+        /// The type's smallest value, after `max`.
+        min: V,
+    },
+    /// This value, written only where the row holds another one.
+    Fresh(V),
 }
 
 // Integers wrap at their maximum: the check compares for equality only, so the
@@ -36,6 +57,10 @@ macro_rules! integer_version {
 
             fn from_text(text: &str) -> Option<Self> {
                 text.parse().ok()
+            }
+
+            fn unread_next() -> NextUnread<Self> {
+                NextUnread::Increment { max: <$t>::MAX, min: <$t>::MIN }
             }
         }
     )*};
@@ -62,6 +87,10 @@ impl Version for chrono::NaiveDateTime {
     fn from_text(text: &str) -> Option<Self> {
         Self::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()
     }
+
+    fn unread_next() -> NextUnread<Self> {
+        NextUnread::Fresh(chrono::DateTime::UNIX_EPOCH.naive_utc().next())
+    }
 }
 
 /// The same as a `NaiveDateTime` in UTC (PostgreSQL's `timestamptz`).
@@ -74,6 +103,10 @@ impl Version for chrono::DateTime<chrono::Utc> {
 
     fn from_text(text: &str) -> Option<Self> {
         chrono::NaiveDateTime::from_text(text.strip_suffix(" UTC")?).map(|t| t.and_utc())
+    }
+
+    fn unread_next() -> NextUnread<Self> {
+        NextUnread::Fresh(chrono::DateTime::UNIX_EPOCH.next())
     }
 }
 
@@ -162,6 +195,11 @@ impl Version for time::PrimitiveDateTime {
             (_, Some(_)) => None,
         }
     }
+
+    fn unread_next() -> NextUnread<Self> {
+        let epoch = time::OffsetDateTime::UNIX_EPOCH;
+        NextUnread::Fresh(time::PrimitiveDateTime::new(epoch.date(), epoch.time()).next())
+    }
 }
 
 /// A timestamp with an offset: the next one is in UTC. Versions compare as
@@ -179,6 +217,10 @@ impl Version for time::OffsetDateTime {
             (t, Some(offset)) => Some(t.assume_offset(offset)),
             (_, None) => None,
         }
+    }
+
+    fn unread_next() -> NextUnread<Self> {
+        NextUnread::Fresh(time::OffsetDateTime::UNIX_EPOCH.next())
     }
 }
 
@@ -199,6 +241,10 @@ impl Version for uuid::Uuid {
 
     fn from_text(text: &str) -> Option<Self> {
         uuid::Uuid::try_parse(text).ok()
+    }
+
+    fn unread_next() -> NextUnread<Self> {
+        NextUnread::Fresh(uuid::Uuid::new_v4())
     }
 }
 

@@ -7,8 +7,8 @@ use crate::error::OccError;
 use crate::exec::{depth, Exec, Execute, Load};
 use crate::model::Optimistic;
 use crate::query::{
-    find_statement, CurrentRead, CurrentRow, FindStatement, SelectByKey, UpdateOrCurrent,
-    UpdateReturning, UpdateStatement, VersionProbe,
+    find_statement, guard_probe, CurrentRead, CurrentRow, FindStatement, GuardProbe,
+    GuardedUpdate, SelectByKey, UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
 };
 use crate::trace;
 use crate::transaction::transaction_at;
@@ -311,4 +311,57 @@ where
         .load_first(conn)
         .await?
         .ok_or_else(|| not_found::<M>(&key))
+}
+
+/// How many times a guarded update writes again after its guard held on
+/// the read that followed a write that matched nothing: each such round
+/// means another writer changed the row in between.
+const GUARDED_ROUNDS: u32 = 64;
+
+/// The guarded update of the row with `key`: `changes` and the next version,
+/// where `guard` holds, in one statement that reads nothing first. When it
+/// matches nothing, a read of the row by key says why: no row
+/// ([`OccError::NotFound`]), or the guard false on the row as it is now
+/// ([`OccError::GuardFailed`]); a guard that holds again (the row changed
+/// between the two) is written again.
+pub(crate) async fn update_where<M, K, C, G, S>(
+    conn: &mut C,
+    key: M::Key,
+    guard: G,
+    changes: S,
+) -> Result<(), OccError>
+where
+    M: Optimistic,
+    G: Clone,
+    S: Clone,
+    GuardedUpdate<M, G, S>: Execute<C, K>,
+    GuardProbe<M, G>: Load<C, K, i32>,
+{
+    for _ in 0..GUARDED_ROUNDS {
+        let statement = GuardedUpdate::<M, G, S>::new(key.clone(), guard.clone(), changes.clone());
+        if let Written::Done = written::<M>(statement.send(conn).await?, &key)? {
+            return Ok(());
+        }
+        let error = match guard_probe::<M, G>(key.clone(), guard.clone())
+            .load_first(conn)
+            .await?
+        {
+            None => not_found::<M>(&key),
+            Some(0) => OccError::GuardFailed {
+                table: M::TABLE_NAME,
+                key: M::describe_key(&key),
+            },
+            // The guard holds on the row as it is now: another writer
+            // changed it after the update looked, or (a timestamp version)
+            // wrote the very version this one meant to write.
+            Some(_) => continue,
+        };
+        return Err(error);
+    }
+    Err(OccError::Internal(format!(
+        "the guarded update on {} ({}) matched no row {GUARDED_ROUNDS} times while its guard \
+         held on every read of the row after it: does the guard call a volatile function?",
+        M::TABLE_NAME,
+        M::describe_key(&key)
+    )))
 }

@@ -16,6 +16,7 @@ use diesel::sql_types::HasSqlType;
 use diesel::{QueryResult, RunQueryDsl};
 
 use crate::model::{Optimistic, VersionSqlType};
+use crate::version::{NextUnread, Version};
 
 /// The full versioned update of model `M` with changeset `S`.
 pub type UpdateStatement<M, S> = VersionedUpdate<
@@ -399,3 +400,128 @@ impl<T: Default, K, S, L> SelectByKey<T, K, S, L> {
 /// renders it.
 #[derive(Debug, Clone, Copy, Default, QueryId)]
 pub struct CurrentRead;
+
+/// The guarded update of model `M` with guard `G` and changeset `S`, which
+/// reads nothing first:
+///
+/// ```sql
+/// UPDATE table SET changes, version = <next> WHERE key AND (guard)
+/// ```
+///
+/// The next version is computed where the row is: `version + 1` (wrapping)
+/// for an integer, a fresh value otherwise, written only where the row
+/// holds another one (`AND version <> fresh`); a version the database sets
+/// is left to it. See [`NextUnread`](crate::version::NextUnread).
+pub struct GuardedUpdate<M: Optimistic, G, S> {
+    table: M::Table,
+    key: M::KeyPredicate,
+    guard: G,
+    changes: S,
+    next: NextUnread<M::Version>,
+}
+
+impl<M: Optimistic, G, S> GuardedUpdate<M, G, S> {
+    pub(crate) fn new(key: M::Key, guard: G, changes: S) -> Self {
+        Self {
+            table: M::Table::default(),
+            key: M::key_predicate(key),
+            guard,
+            changes,
+            next: M::Version::unread_next(),
+        }
+    }
+}
+
+impl<M, G, S, DB> QueryFragment<DB> for GuardedUpdate<M, G, S>
+where
+    M: Optimistic<Table: QueryFragment<DB>, KeyPredicate: QueryFragment<DB>>,
+    DB: Backend + HasSqlType<VersionSqlType<M>>,
+    M::Version: ToSql<VersionSqlType<M>, DB>,
+    G: QueryFragment<DB>,
+    S: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let version = M::VersionColumn::NAME;
+        out.push_sql("UPDATE ");
+        self.table.walk_ast(out.reborrow())?;
+        out.push_sql(" SET ");
+        if !self.changes.is_noop(out.backend())? {
+            self.changes.walk_ast(out.reborrow())?;
+            out.push_sql(", ");
+        }
+        out.push_identifier(version)?;
+        out.push_sql(" = ");
+        match &self.next {
+            // The database's trigger replaces it.
+            _ if M::VERSION_GENERATED => out.push_identifier(version)?,
+            NextUnread::Increment { max, min } => {
+                out.push_sql("CASE WHEN ");
+                out.push_identifier(version)?;
+                out.push_sql(" < ");
+                out.push_bind_param::<VersionSqlType<M>, M::Version>(max)?;
+                out.push_sql(" THEN ");
+                out.push_identifier(version)?;
+                out.push_sql(" + 1 ELSE ");
+                out.push_bind_param::<VersionSqlType<M>, M::Version>(min)?;
+                out.push_sql(" END");
+            }
+            NextUnread::Fresh(fresh) => {
+                out.push_bind_param::<VersionSqlType<M>, M::Version>(fresh)?
+            }
+        }
+        out.push_sql(" WHERE ");
+        self.key.walk_ast(out.reborrow())?;
+        out.push_sql(" AND (");
+        self.guard.walk_ast(out.reborrow())?;
+        out.push_sql(")");
+        if let (false, NextUnread::Fresh(fresh)) = (M::VERSION_GENERATED, &self.next) {
+            // A version read by someone must change: two writes within one
+            // clock tick would otherwise store the same timestamp.
+            out.push_sql(" AND ");
+            out.push_identifier(version)?;
+            out.push_sql(" <> ");
+            out.push_bind_param::<VersionSqlType<M>, M::Version>(fresh)?;
+        }
+        Ok(())
+    }
+}
+
+// As for the versioned update: cached by its SQL.
+impl<M: Optimistic, G, S> QueryId for GuardedUpdate<M, G, S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<M: Optimistic, G, S, C> RunQueryDsl<C> for GuardedUpdate<M, G, S> {}
+
+/// The read, after a guarded update matched nothing, of whether the row
+/// exists and its guard holds now: `1`, `0`, or no row.
+pub type GuardProbe<M, G> = SelectByKey<
+    <M as Optimistic>::Table,
+    <M as Optimistic>::KeyPredicate,
+    GuardHolds<G>,
+    CurrentRead,
+>;
+
+/// `CASE WHEN (guard) THEN 1 ELSE 0 END`: a guard that is `NULL` does not
+/// hold, as in the update's `WHERE`.
+#[derive(Debug, Clone, Copy, QueryId)]
+pub struct GuardHolds<G>(G);
+
+impl<G> Expression for GuardHolds<G> {
+    type SqlType = diesel::sql_types::Integer;
+}
+
+impl<G: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for GuardHolds<G> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("CASE WHEN (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") THEN 1 ELSE 0 END");
+        Ok(())
+    }
+}
+
+/// The guard probe of the row with `key`.
+pub(crate) fn guard_probe<M: Optimistic, G>(key: M::Key, guard: G) -> GuardProbe<M, G> {
+    SelectByKey::new(M::key_predicate(key), GuardHolds(guard), CurrentRead)
+}
