@@ -20,9 +20,10 @@ pub use occ_derive::Optimistic;
 #[cfg(feature = "http")]
 pub use occ_runtime::http;
 pub use occ_runtime::{
-    lock, retry, retry_counted, AsOccError, BatchReport, ChangedFields, GuardedStore, Isolation,
-    LockDsl, Locked, OccConnection, OccError, Optimistic, OptimisticDsl, Reload, Retried,
-    RetryPolicy, RowLocking, Store, Version,
+    lock, retry, retry_counted, AsOccError, BatchReport, ChangedFields, GuardedStore, HotRow,
+    Isolation, LockDsl, Locked, ModifyPolicy, OccConnection, OccError, Optimistic, OptimisticDsl,
+    Reload, Retried, RetryPolicy, RowLocking, Store, Strategy, Temperature, TemperatureStats,
+    Version,
 };
 #[cfg(feature = "async")]
 pub use occ_runtime::{

@@ -236,7 +236,14 @@ mod postgres_repeatable_read {
         });
         attempts.result.unwrap();
         assert_eq!(attempts.attempts, 2);
-        assert_eq!(product(&mut conn), Product { id: 1, qty: 8, version: 2 });
+        assert_eq!(
+            product(&mut conn),
+            Product {
+                id: 1,
+                qty: 8,
+                version: 2
+            }
+        );
     }
 
     #[test]
@@ -274,7 +281,14 @@ mod postgres_repeatable_read {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(sold, STOCK as usize);
-        assert_eq!(product(&mut db.conn()), Product { id: 1, qty: 0, version: STOCK });
+        assert_eq!(
+            product(&mut db.conn()),
+            Product {
+                id: 1,
+                qty: 0,
+                version: STOCK
+            }
+        );
     }
 }
 
@@ -316,14 +330,21 @@ mod timestamp_version {
         db.exec("INSERT INTO stock VALUES (1, 50, now() + interval '1 hour')");
         let mut conn = db.conn();
         let read = |conn: &mut PgConnection| -> Stock {
-            stock::table.find(1).select(Stock::as_select()).first(conn).unwrap()
+            stock::table
+                .find(1)
+                .select(Stock::as_select())
+                .first(conn)
+                .unwrap()
         };
         let mut seen = vec![read(&mut conn).updated_at];
         use stock::qty;
         for _ in 0..20 {
             Stock::update_where(&mut conn, 1, qty.gt(0), qty.eq(qty - 1)).unwrap();
             let version = read(&mut conn).updated_at;
-            assert!(!seen.contains(&version), "{version} was stored before: {seen:?}");
+            assert!(
+                !seen.contains(&version),
+                "{version} was stored before: {seen:?}"
+            );
             seen.push(version);
         }
         assert_eq!(read(&mut conn).qty, 30);

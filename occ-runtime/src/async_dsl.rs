@@ -11,10 +11,11 @@ use diesel::sql_types::BoolOrNullableBool;
 
 use crate::backend::RowLocking;
 use crate::batch::BatchReport;
-use crate::error::OccError;
+use crate::error::{AsOccError, OccError};
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
+use crate::modify::ModifyPolicy;
 use crate::store::{AsyncGuardedStore, AsyncReload, AsyncStore};
 use crate::version::Version;
 
@@ -176,6 +177,40 @@ pub trait AsyncOptimisticDsl:
             let next = expected.next();
             conn.occ_update(key, &expected, changes, next).await
         }
+    }
+
+    /// Reads the row with `key`, lets `change` change it, and writes it
+    /// versioned, again on a conflict, reading each row plainly or locked as
+    /// its temperature says; the same as
+    /// [`OptimisticDsl::modify`](crate::OptimisticDsl::modify). `change` is
+    /// a plain closure, as there.
+    fn modify<C, E, F>(
+        conn: &mut C,
+        key: Self::Key,
+        change: F,
+    ) -> impl Future<Output = Result<Self, E>> + Send
+    where
+        C: AsyncReload<Self>,
+        E: From<OccError> + AsOccError + Send,
+        F: FnMut(&mut Self) -> Result<(), E> + Send,
+    {
+        async move { conn.occ_modify(key, &ModifyPolicy::default(), change).await }
+    }
+
+    /// [`modify`](Self::modify) under `policy`; the same as
+    /// [`OptimisticDsl::modify_with`](crate::OptimisticDsl::modify_with).
+    fn modify_with<C, E, F>(
+        conn: &mut C,
+        key: Self::Key,
+        policy: &ModifyPolicy,
+        change: F,
+    ) -> impl Future<Output = Result<Self, E>> + Send
+    where
+        C: AsyncReload<Self>,
+        E: From<OccError> + AsOccError + Send,
+        F: FnMut(&mut Self) -> Result<(), E> + Send,
+    {
+        conn.occ_modify(key, policy, change)
     }
 
     /// Applies `changes` to the row with `key` where `guard` holds, and moves

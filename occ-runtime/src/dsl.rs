@@ -7,10 +7,11 @@ use diesel::sql_types::BoolOrNullableBool;
 
 use crate::backend::RowLocking;
 use crate::batch::BatchReport;
-use crate::error::OccError;
+use crate::error::{AsOccError, OccError};
 use crate::lock::builder::{LockDsl, Locked};
 use crate::lock::{ByKey, Exclusive, RunLocked, Shared};
 use crate::model::Optimistic;
+use crate::modify::ModifyPolicy;
 use crate::store::{GuardedStore, Reload, Store};
 use crate::version::Version;
 
@@ -155,6 +156,67 @@ pub trait OptimisticDsl: Optimistic {
     {
         let next = expected.next();
         conn.occ_update(key, &expected, changes.as_changeset(), next)
+    }
+
+    /// Reads the row with `key`, lets `change` change it, and writes it
+    /// versioned; on a conflict, all of it again with the row as it is
+    /// then: the read-modify-write that occ runs for its caller. Returns the
+    /// row as written, holding its new version.
+    ///
+    /// `change` may refuse with the caller's own error (`E`, as for
+    /// [`retry`](crate::retry): it converts from [`OccError`] and gives it
+    /// back through [`AsOccError`](crate::AsOccError)): nothing is written,
+    /// the retry ends at once and the error comes back unchanged. It runs
+    /// once per attempt, on a fresh read, so it must not keep state from one
+    /// call to the next.
+    ///
+    /// ```ignore
+    /// let product = Product::modify(conn, id, |p| {
+    ///     if p.qty < n {
+    ///         return Err(AppError::InsufficientStock { left: p.qty });
+    ///     }
+    ///     p.qty -= n;
+    ///     Ok(())
+    /// })?;
+    /// ```
+    ///
+    /// Because occ owns the read, it chooses how to read: each row's
+    /// [`Temperature`](crate::Temperature) (its recent conflicts) decides.
+    /// A cold row is read plainly and written versioned; a hot one is read
+    /// `FOR UPDATE` (PostgreSQL, MySQL/MariaDB), so that its writers queue
+    /// for it instead of failing; on SQLite every attempt takes the
+    /// database's write lock up front (`BEGIN IMMEDIATE`). Each attempt is
+    /// its own transaction, and like [`retry`](crate::retry) it refuses to
+    /// run inside one ([`OccError::RetryInsideTransaction`]).
+    /// [`modify_with`](Self::modify_with) takes a strategy, a retry policy
+    /// and a table of its own.
+    ///
+    /// A missing row is [`OccError::NotFound`]. A closure that returns only
+    /// `Ok(())` must name its error type: `Ok::<_, OccError>(())`.
+    fn modify<C, E, F>(conn: &mut C, key: Self::Key, change: F) -> Result<Self, E>
+    where
+        C: Reload<Self>,
+        E: From<OccError> + AsOccError,
+        F: FnMut(&mut Self) -> Result<(), E>,
+    {
+        conn.occ_modify(key, &ModifyPolicy::default(), change)
+    }
+
+    /// [`modify`](Self::modify) under `policy`: a fixed strategy or the
+    /// adaptive one, the retry policy of its attempts, and the temperature
+    /// table it reads and feeds.
+    fn modify_with<C, E, F>(
+        conn: &mut C,
+        key: Self::Key,
+        policy: &ModifyPolicy,
+        change: F,
+    ) -> Result<Self, E>
+    where
+        C: Reload<Self>,
+        E: From<OccError> + AsOccError,
+        F: FnMut(&mut Self) -> Result<(), E>,
+    {
+        conn.occ_modify(key, policy, change)
     }
 
     /// Applies `changes` to the row with `key` where `guard` holds, and moves

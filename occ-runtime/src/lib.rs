@@ -27,9 +27,11 @@ mod exec;
 pub mod http;
 pub mod lock;
 mod model;
+mod modify;
 mod query;
 mod retry;
 mod store;
+mod temperature;
 mod trace;
 mod transaction;
 mod version;
@@ -45,12 +47,14 @@ pub use crate::dsl::OptimisticDsl;
 pub use crate::error::{AsOccError, OccError};
 pub use crate::lock::builder::{LockDsl, Locked};
 pub use crate::model::{ChangedFields, Optimistic};
+pub use crate::modify::{ModifyPolicy, Strategy};
 pub use crate::retry::{retry, retry_counted, Retried, RetryPolicy};
 #[cfg(feature = "async")]
 pub use crate::retry::{retry_async, retry_counted_async};
 #[cfg(feature = "async")]
 pub use crate::store::{AsyncGuardedStore, AsyncReload, AsyncStore};
 pub use crate::store::{GuardedStore, Reload, Store};
+pub use crate::temperature::{HotRow, Temperature, TemperatureStats};
 #[cfg(feature = "async")]
 pub use crate::transaction::Attempt;
 pub use crate::version::Version;

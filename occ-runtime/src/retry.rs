@@ -207,14 +207,7 @@ where
     E: From<OccError> + AsOccError,
     B: for<'c> Attempt<&'c mut C, Result<T, E>>,
 {
-    let refused = match depth(conn) {
-        Ok(0) => None,
-        Ok(depth) => Some(OccError::RetryInsideTransaction { depth }),
-        // A transaction that failed earlier, or was interrupted, left the
-        // connection refused: repair it if the server allows.
-        Err(_) => repair(conn).await.err(),
-    };
-    if let Some(error) = refused {
+    if let Some(error) = refused(conn).await {
         return Retried {
             result: Err(error.into()),
             attempts: 0,
@@ -225,12 +218,7 @@ where
         let result = transaction_at(conn, policy.isolation, &mut body).await;
         match result.as_ref().err().and_then(AsOccError::as_occ_error) {
             Some(error) if policy.should_retry(error, attempt) => {
-                let pause = policy.backoff(attempt);
-                trace::retrying(attempt, error, pause);
-                if let Some(hook) = &policy.on_retry {
-                    hook(attempt, error);
-                }
-                C::pause(pause).await;
+                policy.pause::<K, C>(attempt, error).await;
                 attempt += 1;
             }
             occ => {
@@ -243,6 +231,39 @@ where
                 };
             }
         }
+    }
+}
+
+/// Why a retrying call cannot start on `conn`: an open transaction, or a
+/// connection a failed one left refused that cannot be repaired.
+pub(crate) async fn refused<K, C>(conn: &mut C) -> Option<OccError>
+where
+    C: Exec<K, Db: Hooks>,
+{
+    match depth(conn) {
+        Ok(0) => None,
+        Ok(depth) => Some(OccError::RetryInsideTransaction { depth }),
+        // A transaction that failed earlier, or was interrupted, left the
+        // connection refused: repair it if the server allows.
+        Err(_) => repair(conn).await.err(),
+    }
+}
+
+impl RetryPolicy {
+    /// What happens between attempt `attempt`, which failed with `error`,
+    /// and the next: the trace event, the hook, and the pause.
+    pub(crate) async fn pause<K, C: Exec<K>>(&self, attempt: u32, error: &OccError) {
+        let pause = self.backoff(attempt);
+        trace::retrying(attempt, error, pause);
+        if let Some(hook) = &self.on_retry {
+            hook(attempt, error);
+        }
+        C::pause(pause).await;
+    }
+
+    /// The isolation level each attempt runs at, if the policy sets one.
+    pub(crate) fn isolation_level(&self) -> Option<Isolation> {
+        self.isolation
     }
 }
 

@@ -16,12 +16,13 @@ use diesel::Selectable;
 
 use crate::backend::OccConnection;
 use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate, Partial};
-use crate::error::OccError;
+use crate::error::{AsOccError, OccError};
 use crate::exec::{block_on, Blocking};
 use crate::model::Optimistic;
+use crate::modify::{self, ModifyPolicy};
 use crate::query::{
-    delete_statement, CurrentRow, DeleteStatement, FindStatement, GuardProbe, GuardedUpdate,
-    UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
+    delete_statement, CurrentRow, DeleteStatement, FindStatement, ForModify, GuardProbe,
+    GuardedUpdate, UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
 };
 use crate::write;
 
@@ -222,6 +223,12 @@ pub trait Reload<M: Optimistic>: Store<M> {
         changes: M::Changeset,
         next: M::Version,
     ) -> Result<Result<M::Version, M>, OccError>;
+
+    #[doc(hidden)]
+    fn occ_modify<E, F>(&mut self, key: M::Key, policy: &ModifyPolicy, body: F) -> Result<M, E>
+    where
+        E: From<OccError> + AsOccError,
+        F: FnMut(&mut M) -> Result<(), E>;
 }
 
 // Hidden: its where-clauses are occ's statement types, which a reader
@@ -234,10 +241,21 @@ where
     FindStatement<M, C::Backend>: LoadQuery<'static, C, M>,
     UpdateOrCurrent<M, M::Changeset, C::Backend>: LoadQuery<'static, C, (M, bool)>,
     CurrentRow<M, C::Backend>: LoadQuery<'static, C, M>,
+    FindStatement<M, C::Backend, ForModify>: LoadQuery<'static, C, M>,
     UpdateStatement<M, M::Changeset>: QueryFragment<C::Backend> + QueryId,
     UpdateReturning<M, M::Changeset>: LoadQuery<'q, C, M::Version>,
     VersionProbe<M>: LoadQuery<'static, C, M::Version>,
 {
+    fn occ_modify<E, F>(&mut self, key: M::Key, policy: &ModifyPolicy, body: F) -> Result<M, E>
+    where
+        E: From<OccError> + AsOccError,
+        F: FnMut(&mut M) -> Result<(), E>,
+    {
+        block_on(modify::modify::<M, Blocking, C, C::Backend, E, F>(
+            self, key, policy, body,
+        ))
+    }
+
     fn occ_reload(&mut self, key: M::Key) -> Result<M, OccError> {
         block_on(write::reload::<M, Blocking, C, C::Backend>(self, key))
     }
@@ -265,12 +283,13 @@ mod nonblocking {
     use super::partial;
     use crate::backend::AsyncOccConnection;
     use crate::batch::{self, BatchDelete, BatchProbe, BatchReport, BatchUpdate};
-    use crate::error::OccError;
+    use crate::error::{AsOccError, OccError};
     use crate::exec::{AsyncLoad, NonBlocking};
     use crate::model::Optimistic;
+    use crate::modify::{self, ModifyPolicy};
     use crate::query::{
-        delete_statement, CurrentRow, DeleteStatement, FindStatement, GuardProbe, GuardedUpdate,
-        UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
+        delete_statement, CurrentRow, DeleteStatement, FindStatement, ForModify, GuardProbe,
+        GuardedUpdate, UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
     };
     use crate::transaction::step;
     use crate::write;
@@ -483,6 +502,17 @@ mod nonblocking {
             changes: M::Changeset,
             next: M::Version,
         ) -> impl Future<Output = Result<Result<M::Version, M>, OccError>> + Send;
+
+        #[doc(hidden)]
+        fn occ_modify<E, F>(
+            &mut self,
+            key: M::Key,
+            policy: &ModifyPolicy,
+            body: F,
+        ) -> impl Future<Output = Result<M, E>> + Send
+        where
+            E: From<OccError> + AsOccError + Send,
+            F: FnMut(&mut M) -> Result<(), E> + Send;
     }
 
     // Hidden: its where-clauses are occ's statement types, which a reader
@@ -495,10 +525,24 @@ mod nonblocking {
         FindStatement<M, C::Backend>: AsyncLoad<C, M>,
         UpdateOrCurrent<M, M::Changeset, C::Backend>: AsyncLoad<C, (M, bool)>,
         CurrentRow<M, C::Backend>: AsyncLoad<C, M>,
+        FindStatement<M, C::Backend, ForModify>: AsyncLoad<C, M>,
         UpdateStatement<M, M::Changeset>: ExecuteDsl<C>,
         UpdateReturning<M, M::Changeset>: AsyncLoad<C, M::Version>,
         VersionProbe<M>: AsyncLoad<C, M::Version>,
     {
+        fn occ_modify<E, F>(
+            &mut self,
+            key: M::Key,
+            policy: &ModifyPolicy,
+            body: F,
+        ) -> impl Future<Output = Result<M, E>> + Send
+        where
+            E: From<OccError> + AsOccError + Send,
+            F: FnMut(&mut M) -> Result<(), E> + Send,
+        {
+            modify::modify::<M, NonBlocking, C, C::Backend, E, F>(self, key, policy, body)
+        }
+
         fn occ_reload(&mut self, key: M::Key) -> impl Future<Output = Result<M, OccError>> + Send {
             step::<NonBlocking, C, _>(self, async |conn| {
                 write::reload::<M, NonBlocking, C, C::Backend>(conn, key).await

@@ -1,6 +1,7 @@
 //! The `tracing` events occ emits (feature `tracing`, target `occ`): a
 //! version conflict, a lock that was not granted, each retry and a retry that
-//! gave up. Without the feature these compile to nothing.
+//! gave up, and a row that `modify` starts or stops locking. Without the
+//! feature these compile to nothing.
 
 #[cfg(feature = "tracing")]
 use core::time::Duration;
@@ -44,4 +45,34 @@ pub(crate) fn gave_up(attempts: u32, error: &OccError) {
     }
     #[cfg(not(feature = "tracing"))]
     let _ = (attempts, error);
+}
+
+/// A row became hot: `modify` locks it from now on.
+pub(crate) fn heated(table: &str, key: &str, heat: f32) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        target: "occ",
+        table,
+        key,
+        heat,
+        strategy = "locked",
+        "{table} ({key}) is hot: modify locks it before reading"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (table, key, heat);
+}
+
+/// A hot row cooled: `modify` reads it plainly again.
+pub(crate) fn cooled(table: &str, key: &str, heat: f32) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        target: "occ",
+        table,
+        key,
+        heat,
+        strategy = "optimistic",
+        "{table} ({key}) cooled: modify reads it without a lock"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (table, key, heat);
 }

@@ -5,6 +5,7 @@
 use core::future::Future;
 use core::marker::PhantomData;
 
+use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel::result::Error as DieselError;
 
 use crate::backend::sealed::Hooks;
@@ -117,8 +118,24 @@ where
     E: From<OccError> + AsOccError,
     B: for<'c> Attempt<&'c mut C, Result<T, E>>,
 {
+    transaction_from(conn, isolation, None, body).await
+}
+
+/// [`transaction_at`], opened by `begin` (SQLite's `BEGIN IMMEDIATE`)
+/// instead of diesel's `BEGIN` when given.
+pub(crate) async fn transaction_from<K, C, T, E, B>(
+    conn: &mut C,
+    isolation: Option<Isolation>,
+    begin: Option<&'static str>,
+    body: &mut B,
+) -> Result<T, E>
+where
+    C: Exec<K, Db: Hooks>,
+    E: From<OccError> + AsOccError,
+    B: for<'c> Attempt<&'c mut C, Result<T, E>>,
+{
     let mut guard = Unfinished::<K, C>::new(conn);
-    let result = run(guard.conn(), isolation, body).await;
+    let result = run(guard.conn(), isolation, begin, body).await;
     guard.done();
     let error = match result {
         Ok(value) => return Ok(value),
@@ -156,7 +173,7 @@ where
     C: Exec<K, Db: Hooks>,
     B: for<'c> Attempt<&'c mut C, Result<T, OccError>>,
 {
-    run(conn, None, body).await
+    run(conn, None, None, body).await
 }
 
 /// `BEGIN`, the body, `COMMIT` or `ROLLBACK`: what diesel's own
@@ -164,6 +181,7 @@ where
 async fn run<K, C, T, E, B>(
     conn: &mut C,
     isolation: Option<Isolation>,
+    begin: Option<&'static str>,
     body: &mut B,
 ) -> Result<T, E>
 where
@@ -178,7 +196,11 @@ where
             .await
             .map_err(OccError::from)?;
     }
-    conn.begin().await.map_err(OccError::from)?;
+    match begin {
+        Some(sql) => begin_with(conn, sql).await,
+        None => conn.begin().await,
+    }
+    .map_err(OccError::from)?;
     let result = match (level, at) {
         (Some(level), IsolationAt::First) => match conn.batch(level.sql().into()).await {
             Ok(()) => body.attempt(conn).await,
@@ -206,6 +228,22 @@ where
             Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(error),
             Err(rollback) => Err(OccError::from(rollback).into()),
         },
+    }
+}
+
+/// Opens the outermost transaction with `sql` instead of `BEGIN`, and counts
+/// it as diesel's own `begin_transaction_sql` does, so that diesel's
+/// `COMMIT`, `ROLLBACK` and savepoints follow as for any transaction.
+async fn begin_with<K, C: Exec<K>>(conn: &mut C, sql: &'static str) -> Result<(), DieselError> {
+    if conn.status().transaction_depth()?.is_some() {
+        return Err(DieselError::AlreadyInTransaction);
+    }
+    conn.batch(sql.into()).await?;
+    match conn.status() {
+        TransactionManagerStatus::Valid(valid) => {
+            valid.change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+        }
+        TransactionManagerStatus::InError => Err(DieselError::BrokenTransactionManager),
     }
 }
 

@@ -7,8 +7,8 @@ use crate::error::OccError;
 use crate::exec::{depth, Exec, Execute, Load};
 use crate::model::Optimistic;
 use crate::query::{
-    find_statement, guard_probe, CurrentRead, CurrentRow, FindStatement, GuardProbe,
-    GuardedUpdate, SelectByKey, UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
+    find_statement, guard_probe, CurrentRead, CurrentRow, FindStatement, GuardProbe, GuardedUpdate,
+    SelectByKey, UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
 };
 use crate::trace;
 use crate::transaction::transaction_at;

@@ -189,6 +189,12 @@ pub(crate) mod sealed {
         /// versioned update that finds another version reads the current
         /// row in the same statement.
         const WRITES_RETURN_ROWS: bool = false;
+
+        /// The statement that opens a transaction holding the database's
+        /// write lock from its start, for a backend without row locks
+        /// (SQLite's `BEGIN IMMEDIATE`): how `modify` locks a row there.
+        /// `None` where a row lock (`FOR UPDATE`) does it.
+        const BEGIN_TO_WRITE: Option<&'static str> = None;
     }
 
     /// A diesel backend with row locks.

@@ -17,7 +17,7 @@ use crate::error::OccError;
 use crate::exec::Exec;
 use crate::lock::clause::RowLock;
 use crate::lock::{AllTables, Exclusive, Shared, WaitPolicy};
-use crate::query::CurrentRead;
+use crate::query::{CurrentRead, ForModify};
 
 /// A backend of the MySQL family. Sealed: implemented for diesel's MySQL and
 /// MariaDB backends only.
@@ -100,6 +100,14 @@ impl MysqlStrength for Shared {
 /// (`LOCK IN SHARE MODE`, which both accept): InnoDB's plain `SELECT` inside
 /// a `REPEATABLE READ` transaction returns the snapshot, which would report
 /// the version the failed write expected, or a row already deleted.
+/// `FOR UPDATE` is spelled alike by MySQL 8 and MariaDB.
+impl<DB: MysqlLike> QueryFragment<DB> for ForModify {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(" FOR UPDATE");
+        Ok(())
+    }
+}
+
 impl<DB: MysqlLike> QueryFragment<DB> for CurrentRead {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql(" LOCK IN SHARE MODE");

@@ -100,7 +100,7 @@ mod sql {
 
     use crate::lock::clause::RowLock;
     use crate::lock::{AllTables, Exclusive, KeyShared, NoKeyExclusive, Of, Shared, WaitPolicy};
-    use crate::query::CurrentRead;
+    use crate::query::{CurrentRead, ForModify};
 
     /// A strength PostgreSQL can lock with.
     pub trait PgStrength {
@@ -124,6 +124,13 @@ mod sql {
     /// stricter levels.
     impl QueryFragment<Pg> for CurrentRead {
         fn walk_ast<'b>(&'b self, _: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            Ok(())
+        }
+    }
+
+    impl QueryFragment<Pg> for ForModify {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql(" FOR UPDATE");
             Ok(())
         }
     }

@@ -394,6 +394,13 @@ impl<T: Default, K, S, L> SelectByKey<T, K, S, L> {
     }
 }
 
+/// The lock clause of `modify`'s read of a row it will write: `FOR UPDATE`
+/// on PostgreSQL and MySQL/MariaDB; nothing on SQLite, whose transaction
+/// holds the write lock from its `BEGIN IMMEDIATE`. Each backend's module
+/// renders it.
+#[derive(Debug, Clone, Copy, Default, QueryId)]
+pub struct ForModify;
+
 /// Makes the version probe read the latest committed row instead of a
 /// transaction's snapshot. What that takes differs per backend; each
 /// backend's module (`backend/pg.rs`, `backend/mysql.rs`, `backend/sqlite.rs`)
