@@ -99,6 +99,61 @@ per_async_backend! {
         assert_eq!(batch[0].version, 21);
     }
 
+    async fn modify_and_update_where_race_on_a_pool_and_lose_nothing(db) {
+        setup(&db);
+        // One connection per task: each holds its own through the race.
+        let pool = db.deadpool(8);
+        let table = Arc::new(occ::Temperature::new());
+        let policy = occ::ModifyPolicy::default()
+            .retry(RetryPolicy::default().max_attempts(200))
+            .temperature(Arc::clone(&table));
+        let barrier = Arc::new(Barrier::new(8));
+        let mut tasks = Vec::new();
+        for task in 0..8 {
+            let (pool, policy, barrier) = (pool.clone(), policy.clone(), Arc::clone(&barrier));
+            // Spawned: the futures of `modify` and `update_where` are `Send`.
+            tasks.push(tokio::spawn(async move {
+                let mut conn = pool.get().await.expect("a pooled connection");
+                barrier.wait().await;
+                let mut refused = 0;
+                for _ in 0..20 {
+                    // Half the tasks read-modify-write, half decrement guarded,
+                    // on the same row; every one of them bumps its version.
+                    if task % 2 == 0 {
+                        Counter::modify_with(&mut conn, 1, &policy, |c| {
+                            c.value += 10;
+                            Ok::<_, OccError>(())
+                        })
+                        .await
+                        .unwrap();
+                    } else {
+                        let value = counters::value;
+                        match Counter::update_where(&mut conn, 1, value.ge(1), value.eq(value - 1)).await {
+                            Ok(()) => {}
+                            Err(OccError::GuardFailed { .. }) => refused += 1,
+                            Err(error) => panic!("a guarded update failed: {error}"),
+                        }
+                    }
+                }
+                refused
+            }));
+        }
+        let mut refused = 0;
+        for task in tasks {
+            refused += task.await.expect("a task");
+        }
+        let mut conn = pool.get().await.unwrap();
+        let row = counter(&mut conn, 1).await;
+        // 80 modifies of +10 and 80 guarded -1 (those refused wrote nothing).
+        assert_eq!(row.value, 800 - (80 - refused));
+        assert_eq!(row.version, 80 + (80 - refused));
+        let refusal = Counter::modify(&mut conn, 1, |c| {
+            Err(AppError::InsufficientStock { left: c.value })
+        })
+        .await;
+        assert!(matches!(refusal, Err(AppError::InsufficientStock { .. })), "{refusal:?}");
+    }
+
     async fn update_if_version_takes_a_borrowed_changeset_as_the_sync_one_does(db) {
         use diesel::connection::SimpleConnection;
         setup(&db);
