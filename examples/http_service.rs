@@ -12,9 +12,13 @@
 //!   A write to a deleted product is `404` (RFC 9110 section 13.2.2: the
 //!   error the request meets without its precondition wins), except
 //!   `If-Match: *`, which says "if it exists": `412`.
-//! - `POST /products/{id}/purchase`: takes one from stock inside
-//!   `occ::retry_async`, no precondition (the server reads the row itself);
-//!   `409` "out of stock" at zero.
+//! - `POST /products/{id}/purchase`: takes one from stock with `modify` (occ
+//!   reads the row, the handler refuses at zero, occ writes it versioned and
+//!   tries again on a conflict), no precondition; the product with its new
+//!   `ETag`, or the service's own `409` "out of stock".
+//! - `POST /products/{id}/sell/{quantity}`: takes `quantity` from stock with
+//!   one guarded update (`update_where`: `stock >= quantity`), no read and
+//!   no precondition; `204`, or occ's `409` when there are fewer left.
 //!
 //! On an empty database it creates products 1, 2 and 3. It listens on
 //! 127.0.0.1 (port `PORT`, default 3000):
@@ -62,7 +66,6 @@ pub struct Product {
 /// `occ::retry_async` at once, or occ's, which it may retry.
 #[derive(Debug)]
 pub enum PurchaseError {
-    Missing,
     OutOfStock,
     Occ(OccError),
 }
@@ -77,7 +80,7 @@ impl occ::AsOccError for PurchaseError {
     fn as_occ_error(&self) -> Option<&OccError> {
         match self {
             Self::Occ(error) => Some(error),
-            Self::Missing | Self::OutOfStock => None,
+            Self::OutOfStock => None,
         }
     }
 }
@@ -205,6 +208,7 @@ macro_rules! service {
                     get(read).put(replace).patch(patch).delete(delete),
                 )
                 .route("/products/{id}/purchase", post(purchase))
+                .route("/products/{id}/sell/{quantity}", post(sell))
                 .with_state(pool)
         }
 
@@ -346,28 +350,50 @@ macro_rules! service {
             Path(id): Path<i32>,
         ) -> Result<Response, Response> {
             let mut conn = connection(&pool).await?;
-            let policy = RetryPolicy::default()
-                .max_attempts(200)
-                .initial_backoff(std::time::Duration::from_millis(1))
-                .max_backoff(std::time::Duration::from_millis(20));
-            let bought = occ::retry_async(&mut conn, &policy, async |conn| {
-                let mut product = find(conn, id).await?.ok_or(PurchaseError::Missing)?;
+            let policy = occ::ModifyPolicy::default().retry(
+                RetryPolicy::default()
+                    .max_attempts(200)
+                    .initial_backoff(std::time::Duration::from_millis(1))
+                    .max_backoff(std::time::Duration::from_millis(20)),
+            );
+            let bought = Product::modify_with(&mut conn, id, &policy, |product| {
                 if product.stock <= 0 {
                     return Err(PurchaseError::OutOfStock);
                 }
                 product.stock -= 1;
-                product.update_versioned(conn).await?;
-                Ok(product)
+                Ok(())
             })
             .await;
             match bought {
                 Ok(product) => Ok(tagged(product)),
-                Err(PurchaseError::Missing) => Err(missing(id)),
+                Err(PurchaseError::Occ(OccError::NotFound { .. })) => Err(missing(id)),
                 Err(PurchaseError::OutOfStock) => Err(problem(
                     StatusCode::CONFLICT,
                     &format!("out of stock: /products/{id} has none left"),
                 )),
                 Err(PurchaseError::Occ(error)) => Err(error.into_response()),
+            }
+        }
+
+        async fn sell(
+            State(pool): State<Pool<Conn>>,
+            Path((id, quantity)): Path<(i32, i32)>,
+        ) -> Result<Response, Response> {
+            use products::stock;
+            let mut conn = connection(&pool).await?;
+            // One statement: where there are enough, take them; a failed
+            // guard is occ's `GuardFailed`, a 409 of `occ::http`.
+            match Product::update_where(
+                &mut conn,
+                id,
+                stock.ge(quantity),
+                stock.eq(stock - quantity),
+            )
+            .await
+            {
+                Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+                Err(OccError::NotFound { .. }) => Err(missing(id)),
+                Err(error) => Err(error.into_response()),
             }
         }
     };

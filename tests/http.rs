@@ -211,6 +211,29 @@ per_async_backend! {
         assert_eq!(get(&client, &base, 1).await.1["stock"], won[0], "the row holds the winner's write");
     }
 
+    async fn a_guarded_sale_of_more_than_is_left_is_409(db) {
+        let base = db.serve().await;
+        let client = Client::new();
+        let (tag, _) = get(&client, &base, 3).await;
+        let stocked = put(&client, &base, 3, Some(&tag), json!({"name": "tongs", "stock": 10})).await;
+        assert_eq!(stocked.status(), StatusCode::OK);
+        let sell = |n: i32| client.post(format!("{base}/products/3/sell/{n}")).send();
+        assert_eq!(sell(3).await.unwrap().status(), StatusCode::NO_CONTENT);
+        // The guard does not hold: occ's GuardFailed, as occ::http answers it.
+        let refused = sell(8).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::CONFLICT);
+        let body = problem(refused).await;
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["resource"], "products id = 3");
+        assert_eq!(body["detail"], "products id = 3 is not in a state that allows this change");
+        // The sale moved the version: the ETag read before it is stale.
+        let (after, product) = get(&client, &base, 3).await;
+        assert_eq!(product["stock"], 7);
+        assert_ne!(after, etag(&stocked));
+        let missing = client.post(format!("{base}/products/99/sell/1")).send().await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+
     async fn sixty_four_buyers_of_fifty_items(db) {
         let base = db.serve().await;
         let client = Client::new();

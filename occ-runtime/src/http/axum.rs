@@ -176,6 +176,7 @@ impl IntoResponse for Problem {
             match &self {
                 Self::PreconditionRequired { resource }
                 | Self::NotFound { resource }
+                | Self::GuardFailed { resource }
                 | Self::RowLocked { resource, .. } => {
                     body["resource"] = resource.as_str().into();
                 }

@@ -289,6 +289,14 @@ pub enum Problem {
         /// What the request was for.
         resource: String,
     },
+    /// 409 Conflict (RFC 9110, 15.5.10): a guarded update's condition
+    /// does not hold on the resource as it is now (not enough stock, a
+    /// state it is not in). The same request fails again until the
+    /// resource changes.
+    GuardFailed {
+        /// What the request was for.
+        resource: String,
+    },
     /// 400 Bad Request: a malformed precondition header.
     BadPrecondition(BadPrecondition),
     // Not named `Locked`: a second item of that name makes rustc print the
@@ -324,6 +332,7 @@ impl Problem {
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::NotModified { .. } => StatusCode::NOT_MODIFIED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::GuardFailed { .. } => StatusCode::CONFLICT,
             Self::BadPrecondition(_) => StatusCode::BAD_REQUEST,
             Self::RowLocked { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -351,6 +360,9 @@ impl Problem {
             }
             Self::NotModified { .. } => String::new(),
             Self::NotFound { resource } => format!("{resource} does not exist"),
+            Self::GuardFailed { resource } => {
+                format!("{resource} is not in a state that allows this change")
+            }
             Self::BadPrecondition(bad) => bad.to_string(),
             Self::RowLocked { resource, .. } => {
                 format!("{resource} is being written by another request: try again shortly")
@@ -393,6 +405,9 @@ impl Problem {
                 current: Some(tag_of(actual)),
             },
             OccError::NotFound { table, key } => Self::NotFound {
+                resource: resource(table, key),
+            },
+            OccError::GuardFailed { table, key } => Self::GuardFailed {
                 resource: resource(table, key),
             },
             OccError::NoRow { .. } => Self::NotFound {
@@ -608,6 +623,16 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         let database = OccError::Database(diesel::result::Error::NotFound);
+        let refused = OccError::GuardFailed {
+            table: "products",
+            key: "id = 7".into(),
+        };
+        let problem = Problem::from(&refused);
+        assert_eq!(problem.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            problem.detail(),
+            "products id = 7 is not in a state that allows this change"
+        );
         let internal = Problem::from(&database);
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(internal.detail(), "internal error");
