@@ -185,9 +185,11 @@ pub trait OptimisticDsl: Optimistic {
     /// A cold row is read plainly and written versioned; a hot one is read
     /// `FOR UPDATE` (PostgreSQL, MySQL/MariaDB), so that its writers queue
     /// for it instead of failing; on SQLite every attempt takes the
-    /// database's write lock up front (`BEGIN IMMEDIATE`). Each attempt is
-    /// its own transaction, and like [`retry`](crate::retry) it refuses to
-    /// run inside one ([`OccError::RetryInsideTransaction`]).
+    /// database's write lock up front (`BEGIN IMMEDIATE`). A locked attempt
+    /// is its own transaction; a plain one is the read and the versioned
+    /// write alone, two statements, as written by hand. Like
+    /// [`retry`](crate::retry) it refuses to run inside a transaction
+    /// ([`OccError::RetryInsideTransaction`]).
     /// [`modify_with`](Self::modify_with) takes a strategy, a retry policy
     /// and a table of its own.
     ///

@@ -15,7 +15,7 @@ use crate::query::{
 use crate::retry::{refused, RetryPolicy};
 use crate::temperature::{RowId, Temperature};
 use crate::trace;
-use crate::transaction::transaction_from;
+use crate::transaction::{transaction_from, Unfinished};
 use crate::version::Version;
 use crate::write;
 
@@ -72,7 +72,9 @@ impl ModifyPolicy {
 
     /// How often and when an attempt runs again: its attempts, backoff,
     /// isolation level and hook. Lock failures are retried only if it says
-    /// so (`retry_lock_failures`).
+    /// so (`retry_lock_failures`). The isolation level is that of the locked
+    /// attempts' transactions; a plain attempt is two statements of their
+    /// own.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -111,9 +113,11 @@ fn contended(error: &OccError) -> bool {
 /// conflict's heat, so a row stays hot while its writers queue for it.
 const WAITED_MS: u128 = 1;
 
-/// The loop behind `modify`: each attempt its own transaction, the row read
-/// plainly or locked as the policy and the row's temperature decide, the
-/// body applied, the row written versioned.
+/// The loop behind `modify`: the row read plainly or locked as the policy
+/// and the row's temperature decide, the body applied, the row written
+/// versioned. A locked attempt is its own transaction (opened by
+/// `BEGIN IMMEDIATE` on SQLite); a plain one is the read and the write
+/// alone.
 pub(crate) async fn modify<M, K, C, DB, E, F>(
     conn: &mut C,
     key: M::Key,
@@ -197,7 +201,17 @@ where
             row.set_version(stored);
             Ok::<_, E>((row, read_took))
         };
-        let result = transaction_from(conn, policy.retry.isolation_level(), begin, &mut once).await;
+        let result = if locked {
+            transaction_from(conn, policy.retry.isolation_level(), begin, &mut once).await
+        } else {
+            // A plain read and a versioned write need no transaction: the
+            // write's version check is what makes them safe, and the
+            // closure sees only the row. Two statements, as by hand.
+            let mut guard = Unfinished::<K, C>::new(conn);
+            let result = once(guard.conn()).await;
+            guard.done();
+            result
+        };
         let result = result.map(|(row, read_took)| {
             waited = lock_row && read_took.as_millis() > WAITED_MS;
             row
