@@ -27,12 +27,13 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use occ::prelude::*;
+use occ::{ModifyPolicy, Temperature, TemperatureStats};
 use plotters::prelude::*;
 
 diesel::table! {
@@ -56,14 +57,22 @@ struct Hot {
 enum Strategy {
     Optimistic,
     Exclusive,
+    ModifyOptimistic,
+    ModifyLocked,
+    Adaptive,
+    Guarded,
     Serializable,
     Naive,
 }
 
 impl Strategy {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 8] = [
         Self::Optimistic,
         Self::Exclusive,
+        Self::ModifyOptimistic,
+        Self::ModifyLocked,
+        Self::Adaptive,
+        Self::Guarded,
         Self::Serializable,
         Self::Naive,
     ];
@@ -72,6 +81,10 @@ impl Strategy {
         match self {
             Self::Optimistic => "optimistic (versions)",
             Self::Exclusive => "exclusive lock",
+            Self::ModifyOptimistic => "modify, always optimistic",
+            Self::ModifyLocked => "modify, always locked",
+            Self::Adaptive => "adaptive (modify)",
+            Self::Guarded => "guarded update",
             Self::Serializable => "serializable",
             Self::Naive => "naive (broken)",
         }
@@ -81,6 +94,10 @@ impl Strategy {
         match self {
             Self::Optimistic => RGBColor(0x1f, 0x77, 0xb4),
             Self::Exclusive => RGBColor(0xd6, 0x27, 0x28),
+            Self::ModifyOptimistic => RGBColor(0x17, 0xbe, 0xcf),
+            Self::ModifyLocked => RGBColor(0x8c, 0x56, 0x4b),
+            Self::Adaptive => RGBColor(0x94, 0x67, 0xbd),
+            Self::Guarded => RGBColor(0xff, 0x7f, 0x0e),
             Self::Serializable => RGBColor(0x2c, 0xa0, 0x2c),
             Self::Naive => RGBColor(0x7f, 0x7f, 0x7f),
         }
@@ -99,6 +116,8 @@ struct Cell {
     retries: u64,
     gave_up: u64,
     lost: i64,
+    /// What the adaptive strategy's table decided.
+    decisions: Option<TemperatureStats>,
 }
 
 impl Cell {
@@ -118,6 +137,8 @@ trait Db: Connection + Sized + 'static {
     fn set_value(&mut self, id: i32, value: i32) -> QueryResult<usize>;
     fn lock(&mut self, id: i32) -> Result<Hot, OccError>;
     fn write(&mut self, row: &Hot) -> Result<(), OccError>;
+    fn modify(&mut self, id: i32, policy: &ModifyPolicy) -> Result<Hot, OccError>;
+    fn guarded(&mut self, id: i32) -> Result<(), OccError>;
     fn total(&mut self) -> QueryResult<i64>;
     fn retry<T>(
         &mut self,
@@ -143,6 +164,16 @@ macro_rules! db {
             fn write(&mut self, row: &Hot) -> Result<(), OccError> {
                 let mut row = row.clone();
                 row.update_versioned(self)
+            }
+            fn modify(&mut self, id: i32, policy: &ModifyPolicy) -> Result<Hot, OccError> {
+                Hot::modify_with(self, id, policy, |row| {
+                    row.value += 1;
+                    Ok(())
+                })
+            }
+            fn guarded(&mut self, id: i32) -> Result<(), OccError> {
+                use hot::value;
+                Hot::update_where(self, id, value.lt(i32::MAX), value.eq(value + 1))
             }
             fn total(&mut self) -> QueryResult<i64> {
                 let values: Vec<i32> = hot::table.select(hot::value).load(self)?;
@@ -218,6 +249,9 @@ fn cell<C: Db>(
     let conns: Vec<C> = (0..workers).map(|_| (server.connect)()).collect();
     let policy = RetryPolicy::default().max_attempts(1000);
     let serializable = policy.clone().isolation(Isolation::Serializable);
+    let (modify, temperature, retried) = modify_policy(&policy);
+    let optimistic = modify.clone().strategy(occ::Strategy::Optimistic);
+    let locked = modify.clone().strategy(occ::Strategy::Pessimistic);
     let start = Barrier::new(workers + 1);
     let stop = AtomicBool::new(false);
     let (tallies, elapsed) = std::thread::scope(|s| {
@@ -225,7 +259,9 @@ fn cell<C: Db>(
             .into_iter()
             .enumerate()
             .map(|(worker, mut conn)| {
-                let (policy, serializable, start, stop) = (&policy, &serializable, &start, &stop);
+                let (policy, serializable, modify, start, stop) =
+                    (&policy, &serializable, &modify, &start, &stop);
+                let (optimistic, locked) = (&optimistic, &locked);
                 s.spawn(move || {
                     let mut pick =
                         Pick(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64 + 1) * 0x1000_0001));
@@ -235,21 +271,37 @@ fn cell<C: Db>(
                         let id = pick.next(rows);
                         let began = Instant::now();
                         let outcome = match strategy {
-                            Strategy::Optimistic => conn.retry(policy, |conn| {
-                                let mut row = conn.read(id)?;
-                                row.value += 1;
-                                conn.write(&row)
-                            }),
-                            Strategy::Exclusive => conn.retry(policy, |conn| {
-                                let mut row = conn.lock(id)?;
-                                row.value += 1;
-                                conn.write(&row)
-                            }),
-                            Strategy::Serializable => conn.retry(serializable, |conn| {
-                                let row = conn.read(id)?;
-                                conn.set_value(id, row.value + 1)?;
-                                Ok(())
-                            }),
+                            Strategy::Optimistic => conn
+                                .retry(policy, |conn| {
+                                    let mut row = conn.read(id)?;
+                                    row.value += 1;
+                                    conn.write(&row)
+                                })
+                                .into(),
+                            Strategy::Exclusive => conn
+                                .retry(policy, |conn| {
+                                    let mut row = conn.lock(id)?;
+                                    row.value += 1;
+                                    conn.write(&row)
+                                })
+                                .into(),
+                            Strategy::Adaptive => {
+                                Attempted::once(conn.modify(id, modify).map(drop))
+                            }
+                            Strategy::ModifyOptimistic => {
+                                Attempted::once(conn.modify(id, optimistic).map(drop))
+                            }
+                            Strategy::ModifyLocked => {
+                                Attempted::once(conn.modify(id, locked).map(drop))
+                            }
+                            Strategy::Guarded => Attempted::once(conn.guarded(id)),
+                            Strategy::Serializable => conn
+                                .retry(serializable, |conn| {
+                                    let row = conn.read(id)?;
+                                    conn.set_value(id, row.value + 1)?;
+                                    Ok(())
+                                })
+                                .into(),
                             Strategy::Naive => {
                                 let row = conn.read(id).expect("read");
                                 conn.set_value(id, row.value + 1).expect("write");
@@ -296,10 +348,52 @@ fn cell<C: Db>(
         seconds: elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
-        retries: tallies.iter().map(|t| t.retries).sum(),
+        retries: tallies.iter().map(|t| t.retries).sum::<u64>() + retried.load(Ordering::Relaxed),
         gave_up: tallies.iter().map(|t| t.gave_up).sum(),
         lost: committed as i64 - total,
+        decisions: (strategy == Strategy::Adaptive).then(|| temperature.stats()),
     }
+}
+
+/// What one increment's strategy reports: its result, and how many
+/// attempts it took.
+struct Attempted {
+    result: Result<(), OccError>,
+    attempts: u32,
+}
+
+impl Attempted {
+    /// A call that retries on its own (its retries are counted by its hook),
+    /// or never needs to.
+    fn once(result: Result<(), OccError>) -> Self {
+        Self {
+            result,
+            attempts: 1,
+        }
+    }
+}
+
+impl From<occ::Retried<()>> for Attempted {
+    fn from(retried: occ::Retried<()>) -> Self {
+        Self {
+            result: retried.result,
+            attempts: retried.attempts,
+        }
+    }
+}
+
+/// The policy of the adaptive strategy: the sweep's retry policy, its
+/// retries counted, and a table of its own per cell.
+fn modify_policy(retry: &RetryPolicy) -> (ModifyPolicy, Arc<Temperature>, Arc<AtomicU64>) {
+    let temperature = Arc::new(Temperature::new());
+    let retried = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&retried);
+    let policy = ModifyPolicy::default()
+        .retry(retry.clone().on_retry(move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }))
+        .temperature(Arc::clone(&temperature));
+    (policy, temperature, retried)
 }
 
 fn sweep<C: Db>(server: &Server<C>, seconds: f64) -> Vec<Cell> {
@@ -342,13 +436,24 @@ fn table(name: &str, cells: &[Cell]) -> String {
         );
         let _ = writeln!(
             out,
-            "| workers | strategy | ops/s | p50 ms | p99 ms | retries/op | gave up | lost |"
+            "| workers | strategy | ops/s | p50 ms | p99 ms | retries/op | gave up | lost | adaptive: queued / locked |"
         );
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(
+            out,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
         for c in cells.iter().filter(|c| c.rows == r) {
+            let locked = c.decisions.map_or("".to_owned(), |d| {
+                let all = (d.locked + d.queued + d.optimistic).max(1) as f64;
+                format!(
+                    "{:.0}% / {:.0}%",
+                    100.0 * d.queued as f64 / all,
+                    100.0 * d.locked as f64 / all
+                )
+            });
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {:.2} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {:.2} | {} | {} | {} |",
                 c.workers,
                 c.strategy.name(),
                 c.throughput(),
@@ -356,7 +461,8 @@ fn table(name: &str, cells: &[Cell]) -> String {
                 millis(c.p99),
                 c.retries_per_op(),
                 c.gave_up,
-                c.lost
+                c.lost,
+                locked
             );
         }
     }
@@ -440,6 +546,24 @@ fn plot(
 }
 
 fn report<C: Db>(server: &Server<C>, seconds: f64) {
+    let workers = 16;
+    let phased: Vec<Phased> = PHASED
+        .iter()
+        .map(|&strategy| {
+            let run = phase_change(server, strategy, workers, seconds * 1.5);
+            eprintln!(
+                "{}: phase change, {}: {:?}",
+                server.name,
+                strategy.name(),
+                run.committed
+            );
+            run
+        })
+        .collect();
+    println!("{}", phase_table(server.name, workers, &phased));
+    if std::env::var("OCC_SWEEP_PHASES_ONLY").is_ok() {
+        return;
+    }
     let cells = sweep(server, seconds);
     println!("{}", table(server.name, &cells));
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/plots");
@@ -447,6 +571,7 @@ fn report<C: Db>(server: &Server<C>, seconds: f64) {
     let safe = [
         Strategy::Optimistic,
         Strategy::Exclusive,
+        Strategy::Adaptive,
         Strategy::Serializable,
     ];
     let throughput = dir.join(format!("contention-{}-throughput.svg", server.slug));
@@ -470,6 +595,223 @@ fn report<C: Db>(server: &Server<C>, seconds: f64) {
     )
     .expect("plot retries");
     println!("plots: {} and {}", throughput.display(), retries.display());
+}
+
+/// The strategies of the phase change.
+const PHASED: [Strategy; 6] = [
+    Strategy::Optimistic,
+    Strategy::Exclusive,
+    Strategy::ModifyOptimistic,
+    Strategy::ModifyLocked,
+    Strategy::Adaptive,
+    Strategy::Guarded,
+];
+
+/// The phases: the rows a worker picks from, and their names.
+const PHASES: [(&str, bool); 3] = [("cold", false), ("hot", true), ("cold again", false)];
+
+/// One strategy through the phase change: `workers` on 1024 cold rows, then
+/// all of them on row 1, then cold again, `seconds` each.
+struct Phased {
+    strategy: Strategy,
+    /// Committed increments per phase.
+    committed: [u64; 3],
+    seconds: [f64; 3],
+    p99: Duration,
+    retries: u64,
+    lost: i64,
+    /// The adaptive strategy's decisions at the end of each phase, and its
+    /// hot rows then.
+    decisions: Vec<(TemperatureStats, Vec<occ::HotRow>)>,
+}
+
+fn phase_change<C: Db>(
+    server: &Server<C>,
+    strategy: Strategy,
+    workers: usize,
+    seconds: f64,
+) -> Phased {
+    const ROWS: i32 = 1024;
+    let mut admin = (server.connect)();
+    let values = (1..=ROWS)
+        .map(|id| format!("({id}, 0, 0)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS hot; \
+             CREATE TABLE hot (id INTEGER PRIMARY KEY, value INTEGER NOT NULL, \
+             version INTEGER NOT NULL); \
+             INSERT INTO hot (id, value, version) VALUES {values};"
+        ))
+        .expect("create the rows");
+    let conns: Vec<C> = (0..workers).map(|_| (server.connect)()).collect();
+    let policy = RetryPolicy::default().max_attempts(1000);
+    let (modify, temperature, retried) = modify_policy(&policy);
+    let optimistic = modify.clone().strategy(occ::Strategy::Optimistic);
+    let locked = modify.clone().strategy(occ::Strategy::Pessimistic);
+    let start = Barrier::new(workers + 1);
+    // 0, 1, 2: the phase; 3: stop.
+    let phase = AtomicU8::new(0);
+    let (tallies, seconds_per_phase, decisions) = std::thread::scope(|s| {
+        let handles: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(worker, mut conn)| {
+                let (policy, modify, start, phase) = (&policy, &modify, &start, &phase);
+                let (optimistic, locked) = (&optimistic, &locked);
+                s.spawn(move || {
+                    let mut pick =
+                        Pick(0x2545_f491_4f6c_dd1d ^ ((worker as u64 + 1) * 0x1000_0001));
+                    let mut committed = [0u64; 3];
+                    let mut tally = Tally::default();
+                    start.wait();
+                    loop {
+                        let now = phase.load(Ordering::Relaxed);
+                        if now >= 3 {
+                            break;
+                        }
+                        let id = if PHASES[now as usize].1 {
+                            1
+                        } else {
+                            pick.next(ROWS)
+                        };
+                        let began = Instant::now();
+                        let outcome = match strategy {
+                            Strategy::Optimistic => conn
+                                .retry(policy, |conn| {
+                                    let mut row = conn.read(id)?;
+                                    row.value += 1;
+                                    conn.write(&row)
+                                })
+                                .into(),
+                            Strategy::Exclusive => conn
+                                .retry(policy, |conn| {
+                                    let mut row = conn.lock(id)?;
+                                    row.value += 1;
+                                    conn.write(&row)
+                                })
+                                .into(),
+                            Strategy::Adaptive => {
+                                Attempted::once(conn.modify(id, modify).map(drop))
+                            }
+                            Strategy::ModifyOptimistic => {
+                                Attempted::once(conn.modify(id, optimistic).map(drop))
+                            }
+                            Strategy::ModifyLocked => {
+                                Attempted::once(conn.modify(id, locked).map(drop))
+                            }
+                            Strategy::Guarded => Attempted::once(conn.guarded(id)),
+                            _ => unreachable!("not a phased strategy"),
+                        };
+                        tally.retries += u64::from(outcome.attempts.saturating_sub(1));
+                        match outcome.result {
+                            Ok(()) => {
+                                tally.latencies.push(began.elapsed());
+                                committed[now as usize] += 1;
+                            }
+                            Err(error) if error.is_retryable() => tally.gave_up += 1,
+                            Err(error) => panic!("{} failed: {error}", strategy.name()),
+                        }
+                    }
+                    (committed, tally)
+                })
+            })
+            .collect();
+        start.wait();
+        let mut took = [0.0; 3];
+        let mut decisions = Vec::new();
+        for (i, slot) in took.iter_mut().enumerate() {
+            let began = Instant::now();
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+            if strategy == Strategy::Adaptive {
+                decisions.push((temperature.stats(), temperature.hot_rows()));
+            }
+            phase.store(i as u8 + 1, Ordering::Relaxed);
+            *slot = began.elapsed().as_secs_f64();
+        }
+        let tallies: Vec<([u64; 3], Tally)> =
+            handles.into_iter().map(|h| h.join().unwrap()).collect();
+        (tallies, took, decisions)
+    });
+    let mut latencies: Vec<Duration> = tallies
+        .iter()
+        .flat_map(|t| t.1.latencies.iter().copied())
+        .collect();
+    latencies.sort_unstable();
+    let p99 = latencies
+        .get((latencies.len() as f64 * 0.99) as usize)
+        .copied()
+        .unwrap_or_default();
+    let mut committed = [0u64; 3];
+    for (counts, _) in &tallies {
+        for (total, n) in committed.iter_mut().zip(counts) {
+            *total += n;
+        }
+    }
+    let total = admin.total().expect("sum the rows");
+    let gave_up: u64 = tallies.iter().map(|t| t.1.gave_up).sum();
+    assert_eq!(gave_up, 0, "{} gave up", strategy.name());
+    Phased {
+        strategy,
+        committed,
+        seconds: seconds_per_phase,
+        p99,
+        retries: tallies.iter().map(|t| t.1.retries).sum::<u64>() + retried.load(Ordering::Relaxed),
+        lost: committed.iter().sum::<u64>() as i64 - total,
+        decisions,
+    }
+}
+
+/// The phase change as a markdown table, and the adaptive strategy's
+/// decisions.
+fn phase_table(name: &str, workers: usize, runs: &[Phased]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{name}, phase change ({workers} workers: 1024 cold rows, then all on one row, then cold again):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| strategy | cold ops/s | hot ops/s | cold again ops/s | overall ops/s | p99 ms | retries/op | lost |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for run in runs {
+        let rate = |i: usize| run.committed[i] as f64 / run.seconds[i];
+        let all: u64 = run.committed.iter().sum();
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {} |",
+            run.strategy.name(),
+            rate(0),
+            rate(1),
+            rate(2),
+            all as f64 / run.seconds.iter().sum::<f64>(),
+            millis(run.p99),
+            run.retries as f64 / all.max(1) as f64,
+            run.lost
+        );
+    }
+    for run in runs.iter().filter(|r| !r.decisions.is_empty()) {
+        let mut before = TemperatureStats::default();
+        for ((phase, _), (stats, hot)) in PHASES.iter().zip(&run.decisions) {
+            let hot: Vec<String> = hot
+                .iter()
+                .map(|h| format!("{} ({}), heat {:.1}", h.table, h.key, h.heat))
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n- adaptive, {phase}: {} attempts optimistic, {} queued, {} locked, {} heated; hot at the end: {}",
+                stats.optimistic - before.optimistic,
+                stats.queued - before.queued,
+                stats.locked - before.locked,
+                stats.heated - before.heated,
+                if hot.is_empty() { "none".to_owned() } else { hot.join("; ") }
+            );
+            before = *stats;
+        }
+    }
+    out
 }
 
 fn url(var: &str) -> Option<String> {

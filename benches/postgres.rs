@@ -15,7 +15,9 @@
 //! - the conflict path: `update_versioned_or_current` on a stale model (one
 //!   statement) against `update_versioned` then `reload` (three);
 //! - a locked read in its own transaction: diesel's `.for_update()` against
-//!   `find_exclusive`.
+//!   `find_exclusive`;
+//! - an uncontended read-modify-write: a read and `update_versioned` by
+//!   hand, against `modify`.
 //!
 //! ```text
 //! OCC_PG_URL=postgres://postgres@127.0.0.1:5432/test \
@@ -414,5 +416,35 @@ fn conflicts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, writes, locks, batches, conflicts);
+/// An uncontended read-modify-write: `modify` on a cold row against the
+/// read and the `update_versioned` written by hand.
+fn modify(c: &mut Criterion) {
+    let Some(conn) = connection() else { return };
+    let conn = RefCell::new(conn);
+    let mut group = c.benchmark_group("read-modify-write of a cold row (PostgreSQL)");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("read, then update_versioned (baseline)", |b| {
+        b.iter(|| {
+            let conn = &mut *conn.borrow_mut();
+            let mut row = read(conn, 1);
+            row.qty += 1;
+            row.update_versioned(conn).expect("update");
+            row
+        })
+    });
+    let policy =
+        occ::ModifyPolicy::default().temperature(std::sync::Arc::new(occ::Temperature::new()));
+    group.bench_function("occ modify (adaptive)", |b| {
+        b.iter(|| {
+            Product::modify_with(&mut *conn.borrow_mut(), 1, &policy, |row| {
+                row.qty += 1;
+                Ok::<_, OccError>(())
+            })
+            .expect("modify")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, writes, locks, batches, conflicts, modify);
 criterion_main!(benches);

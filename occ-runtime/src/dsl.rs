@@ -182,9 +182,11 @@ pub trait OptimisticDsl: Optimistic {
     ///
     /// Because occ owns the read, it chooses how to read: each row's
     /// [`Temperature`](crate::Temperature) (its recent conflicts) decides.
-    /// A cold row is read plainly and written versioned; a hot one is read
-    /// `FOR UPDATE` (PostgreSQL, MySQL/MariaDB), so that its writers queue
-    /// for it instead of failing; on SQLite every attempt takes the
+    /// A cold row is read plainly and written versioned. A hot one's writers
+    /// in this process queue for it in the process and go to the database
+    /// one at a time, so that they stop failing each other; an attempt that
+    /// still conflicts there (a writer of another process) runs again with
+    /// the row read `FOR UPDATE`. On SQLite every attempt takes the
     /// database's write lock up front (`BEGIN IMMEDIATE`). A locked attempt
     /// is its own transaction; a plain one is the read and the versioned
     /// write alone, two statements, as written by hand. Like

@@ -23,6 +23,7 @@ mod batch;
 mod dsl;
 mod error;
 mod exec;
+mod flight;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod lock;

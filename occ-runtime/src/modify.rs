@@ -13,7 +13,7 @@ use crate::query::{
     find_statement, FindStatement, ForModify, UpdateReturning, UpdateStatement, VersionProbe,
 };
 use crate::retry::{refused, RetryPolicy};
-use crate::temperature::{RowId, Temperature};
+use crate::temperature::{Path, RowId, Temperature};
 use crate::trace;
 use crate::transaction::{transaction_from, Unfinished};
 use crate::version::Version;
@@ -25,8 +25,11 @@ use crate::write;
 #[non_exhaustive]
 pub enum Strategy {
     /// Per row, from its [`Temperature`]: a plain read and a versioned
-    /// write while the row is cold, a lock first while it is hot. On SQLite,
-    /// which has no row locks and one writer at a time, always the lock
+    /// write while the row is cold; while it is hot, the same behind the
+    /// row's in-process queue (this process's writers of the row go to the
+    /// database one at a time), and `FOR UPDATE` for an attempt that still
+    /// conflicted there (a writer of another process). On SQLite, which has
+    /// no row locks and one writer at a time, always the lock
     /// (`BEGIN IMMEDIATE`).
     #[default]
     Adaptive,
@@ -146,29 +149,33 @@ where
     // future free of borrows from the closure that makes it.
     let body = Mutex::new(body);
     let mut attempt = 1;
+    // Whether the last attempt conflicted in the row's queue: then the
+    // conflict came from another process, and a lock settles it.
+    let mut queued_conflict = false;
     loop {
-        let locked = match policy.strategy {
-            Strategy::Optimistic => {
-                table.count(false);
-                false
-            }
-            Strategy::Pessimistic => {
-                table.count(true);
-                true
-            }
-            Strategy::Adaptive if !row_locks => {
-                table.count(true);
-                true
-            }
-            Strategy::Adaptive => table.decide(row),
+        let (path, flight) = match policy.strategy {
+            Strategy::Optimistic => (Path::Optimistic, None),
+            Strategy::Pessimistic => (Path::Locked, None),
+            Strategy::Adaptive if !row_locks => (Path::Locked, None),
+            Strategy::Adaptive => match table.decide(row) {
+                None => (Path::Optimistic, None),
+                Some(_) if queued_conflict => (Path::Locked, None),
+                Some(flight) => (Path::Queued, Some(flight)),
+            },
         };
+        table.count(path);
+        let locked = path == Path::Locked;
+        let seat = match &flight {
+            Some(flight) => Some(C::board(flight).await),
+            None => None,
+        };
+        let mut waited = seat.as_ref().is_some_and(|(_, waited)| *waited);
         let begin = if locked {
             <C::Db as Hooks>::BEGIN_TO_WRITE
         } else {
             None
         };
         let lock_row = locked && row_locks;
-        let mut waited = false;
         let mut once = async |conn: &mut C| {
             let began = Instant::now();
             let read = if lock_row {
@@ -212,22 +219,25 @@ where
             guard.done();
             result
         };
+        drop(seat);
         let result = result.map(|(row, read_took)| {
-            waited = lock_row && read_took.as_millis() > WAITED_MS;
+            waited |= lock_row && read_took.as_millis() > WAITED_MS;
             row
         });
+        let adaptive = policy.strategy == Strategy::Adaptive && row_locks;
         let error = match result.as_ref().err().and_then(AsOccError::as_occ_error) {
             None => {
-                if waited && policy.strategy == Strategy::Adaptive {
+                if waited && adaptive {
                     table.heat(row, M::TABLE_NAME, 0.5, || M::describe_key(&key));
                 }
                 return result;
             }
             Some(error) => error,
         };
-        if contended(error) && policy.strategy == Strategy::Adaptive && row_locks {
+        if contended(error) && adaptive {
             table.heat(row, M::TABLE_NAME, 1.0, || M::describe_key(&key));
         }
+        queued_conflict = path == Path::Queued && contended(error);
         if !policy.retry.should_retry(error, attempt) {
             trace::gave_up(attempt, error);
             return result;

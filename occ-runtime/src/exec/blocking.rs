@@ -12,6 +12,8 @@ use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
 use super::{Exec, Execute, Load, TextQuery, TextRow};
+use crate::flight::{Boarded, Flight};
+use std::sync::Arc;
 
 /// The kind of a sync diesel connection.
 #[derive(Debug)]
@@ -63,6 +65,10 @@ where
 
     fn after_failed_transaction(&mut self) {
         AfterFailure::after_failed_transaction(self);
+    }
+
+    fn board(flight: &Arc<Flight>) -> impl Future<Output = (Boarded, bool)> + Send {
+        ready(Flight::board_blocking(flight))
     }
 
     fn pause(pause: Duration) -> impl Future<Output = ()> + Send {

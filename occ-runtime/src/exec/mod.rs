@@ -26,6 +26,8 @@ use diesel::sql_types::{HasSqlType, Text, Untyped};
 use diesel::QueryResult;
 
 use crate::error::OccError;
+use crate::flight::{Boarded, Flight};
+use std::sync::Arc;
 
 mod blocking;
 #[cfg(feature = "async")]
@@ -90,6 +92,10 @@ pub trait Exec<K>: Sized {
 
     /// Waits `pause` between two attempts of a transaction.
     fn pause(pause: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Waits to be this process's one writer of a hot row, as this kind of
+    /// connection waits; whether another writer was there first.
+    fn board(flight: &Arc<Flight>) -> impl Future<Output = (Boarded, bool)> + Send;
 }
 
 /// A statement with a row count, sent on connection `C` of kind `K`.

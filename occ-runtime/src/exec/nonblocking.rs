@@ -18,6 +18,8 @@ use diesel_async::{
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Exec, Execute, Load, TextQuery, TextRow};
+use crate::flight::{Boarded, Flight};
+use std::sync::Arc;
 
 /// The kind of a diesel-async connection.
 #[derive(Debug)]
@@ -59,6 +61,10 @@ where
 
     async fn pause(pause: Duration) {
         tokio::time::sleep(pause).await;
+    }
+
+    async fn board(flight: &Arc<Flight>) -> (Boarded, bool) {
+        Flight::board_async(flight).await
     }
 }
 
