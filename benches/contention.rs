@@ -795,10 +795,15 @@ fn phase_table(name: &str, workers: usize, runs: &[Phased]) -> String {
     for run in runs.iter().filter(|r| !r.decisions.is_empty()) {
         let mut before = TemperatureStats::default();
         for ((phase, _), (stats, hot)) in PHASES.iter().zip(&run.decisions) {
-            let hot: Vec<String> = hot
+            let mut shown: Vec<String> = hot
                 .iter()
+                .take(3)
                 .map(|h| format!("{} ({}), heat {:.1}", h.table, h.key, h.heat))
                 .collect();
+            if hot.len() > 3 {
+                shown.push(format!("and {} more", hot.len() - 3));
+            }
+            let hot = shown;
             let _ = writeln!(
                 out,
                 "\n- adaptive, {phase}: {} attempts optimistic, {} queued, {} locked, {} heated; hot at the end: {}",

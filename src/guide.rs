@@ -12,7 +12,7 @@
 //! | [`retry`] | `occ::retry` and the service's own error type |
 //! | [`asynchronous`] | diesel-async connections and pools |
 //! | [`http`] | ETags, `If-Match`, `If-None-Match` and statuses |
-//! | [`strategy`] | optimistic or pessimistic, with measurements |
+//! | [`strategy`] | `modify` and row temperature, guarded updates, optimistic or pessimistic by hand, with measurements |
 //! | [`backends`] | features, and what differs on PostgreSQL, MySQL/MariaDB, Galera and SQLite |
 
 pub mod models {

@@ -8,9 +8,8 @@ mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
 
-use common::{counters, AppError, Counter, TestDb};
+use common::{AppError, Counter, TestDb};
 use occ::prelude::*;
 use occ::{ModifyPolicy, Strategy, Temperature};
 
@@ -144,6 +143,12 @@ per_backend! {
 /// What only the servers have: row locks, and a writer that can get in
 /// between an attempt's read and its write.
 mod servers {
+    #[allow(unused_imports)]
+    use std::time::Duration;
+
+    #[allow(unused_imports)]
+    use super::common::counters;
+    #[allow(unused_imports)]
     use super::*;
 
     per_server! {

@@ -170,7 +170,7 @@ pub trait OptimisticDsl: Optimistic {
     /// once per attempt, on a fresh read, so it must not keep state from one
     /// call to the next.
     ///
-    /// ```ignore
+    /// ```text
     /// let product = Product::modify(conn, id, |p| {
     ///     if p.qty < n {
     ///         return Err(AppError::InsufficientStock { left: p.qty });
@@ -229,7 +229,7 @@ pub trait OptimisticDsl: Optimistic {
     /// change that commutes with its concurrent peers and depends on a
     /// condition, such as a stock decrement:
     ///
-    /// ```ignore
+    /// ```text
     /// Product::update_where(conn, id, qty.ge(n), qty.eq(qty - n))?;
     /// ```
     ///

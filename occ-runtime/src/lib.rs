@@ -9,7 +9,10 @@
 //! backend and connection needs); `query` (the statements); `transaction`;
 //! `write` (versioned writes and their outcome), `batch` (many rows at
 //! once) and `lock` (clause, builder,
-//! run); `store` (what a connection can do for a model, per kind); `dsl` and `async_dsl` (what a model can do) and `retry`; `http`
+//! run); `temperature` (how hot each row is) and `modify` (the
+//! read-modify-write occ runs; `flight`, beside `exec`, is the in-process
+//! queue of a hot row); `store` (what a connection can do for a model, per
+//! kind); `dsl` and `async_dsl` (what a model can do) and `retry`; `http`
 //! (versions as HTTP validators, beside the rest). Everything
 //! below `dsl` is written once, as async code generic over the kind of
 //! connection; the sync API drives it to completion in one poll.

@@ -136,6 +136,9 @@ pub struct TemperatureStats {
     pub evicted: u64,
     /// Rows the table holds now.
     pub tracked: usize,
+    /// The heap bytes the table holds now, estimated from its hash maps'
+    /// capacities, the keys' text and the queues of hot rows.
+    pub bytes: usize,
 }
 
 impl Temperature {
@@ -301,8 +304,22 @@ impl Temperature {
             heated: self.heated.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
             tracked: self.shards.iter().map(|shard| lock(shard).len()).sum(),
+            bytes: self.shards.iter().map(|shard| bytes(&lock(shard))).sum(),
         }
     }
+}
+
+/// The heap bytes of one shard: its buckets (a hash map of capacity `c`
+/// has about `8c/7` buckets, one control byte each), the keys' text, and
+/// the queues of its hot rows.
+fn bytes(shard: &HashMap<u64, Row>) -> usize {
+    let buckets = shard.capacity() * 8 / 7;
+    let slot = size_of::<(u64, Row)>() + 1;
+    let rows: usize = shard
+        .values()
+        .map(|row| row.key.len() + row.flight.as_ref().map_or(0, |_| size_of::<Flight>() + 16))
+        .sum();
+    buckets * slot + rows
 }
 
 /// A shard's lock; a panic elsewhere while holding it left only counts.
@@ -354,6 +371,22 @@ mod tests {
         assert!(table.decide(id(1)).is_none());
         assert!(table.hot_rows().is_empty());
         assert_eq!(table.stats().heated, 1);
+    }
+
+    /// The memory of a million tracked rows, keyed as a model with an
+    /// integer key describes them (`id = 123456`): printed, and bounded.
+    #[test]
+    fn a_million_rows_take_less_than_200_bytes_each() {
+        let table = Temperature::new().with_capacity(1_000_000);
+        for n in 0..1_000_000u64 {
+            // Half a conflict: tracked, not hot.
+            table.heat(id(n), "products", 0.5, || format!("id = {n}"));
+        }
+        let stats = table.stats();
+        assert_eq!(stats.tracked, 1_000_000);
+        let per_row = stats.bytes / stats.tracked;
+        println!("{} bytes for 10^6 rows: {per_row} per row", stats.bytes);
+        assert!(per_row < 200, "{per_row} bytes per row");
     }
 
     #[test]
