@@ -117,6 +117,75 @@ per_backend! {
         assert!(matches!(nested.unwrap(), OccError::RetryInsideTransaction { depth: 1 }));
     }
 
+    fn a_phase_change_loses_nothing_and_the_hot_row_cools(db) {
+        // 64 cold rows, then every writer on row 1, then cold again.
+        const ROWS: i32 = 64;
+        const THREADS: usize = 6;
+        let _ = setup(&db, ROWS);
+        let table = Arc::new(Temperature::new().with_half_life(std::time::Duration::from_millis(50)));
+        let policy = ModifyPolicy::default()
+            .retry(RetryPolicy::default().max_attempts(200))
+            .temperature(Arc::clone(&table));
+        let phase = std::sync::atomic::AtomicU8::new(0);
+        let barrier = Barrier::new(THREADS + 1);
+        let done: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let mut conn = db.conn();
+                    let (policy, phase, barrier) = (&policy, &phase, &barrier);
+                    s.spawn(move || {
+                        let mut pick = t as u64 * 7919 + 1;
+                        let mut done = 0;
+                        barrier.wait();
+                        loop {
+                            let id = match phase.load(Ordering::Relaxed) {
+                                1 => 1,
+                                3 => break,
+                                _ => {
+                                    pick = pick.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                                    (pick >> 33) as i32 % ROWS + 1
+                                }
+                            };
+                            Counter::modify_with(&mut conn, id, policy, |c| {
+                                c.value += 1;
+                                Ok::<_, OccError>(())
+                            })
+                            .unwrap_or_else(|e| panic!("a modify failed: {e}"));
+                            done += 1;
+                        }
+                        done
+                    })
+                })
+                .collect();
+            barrier.wait();
+            // What the table says at the end of each phase; asserted after the
+            // writers stopped, so that a failure cannot leave them running.
+            let mut seen = Vec::new();
+            for next in 1..=3u8 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                seen.push((table.stats(), table.hot_rows().iter().any(|h| h.key == "id = 1")));
+                phase.store(next, Ordering::Relaxed);
+            }
+            let done: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            let hot_phase = (seen[1].0.queued + seen[1].0.locked) - (seen[0].0.queued + seen[0].0.locked);
+            assert!(hot_phase > 0, "the hot phase's writers queued or locked: {seen:?}");
+            if seen[1].0.queued > seen[0].0.queued {
+                // A server: the row was hot at the end of its phase, and is
+                // cold four half-lives after its last writer (heat is at most
+                // 4). In the cold phase it is one row of 64, and may heat again.
+                assert!(seen[1].1, "{seen:?}");
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                assert!(!table.hot_rows().iter().any(|h| h.key == "id = 1"), "{:?}", table.hot_rows());
+            }
+            done
+        });
+        let mut conn = db.conn();
+        let rows: Vec<Counter> = common::counters::table.select(Counter::as_select()).load(&mut conn).unwrap();
+        let total: i64 = rows.iter().map(|r| i64::from(r.value)).sum();
+        assert_eq!(total as u64, done, "every modify is in the rows, none twice");
+        assert!(rows.iter().all(|r| r.value == r.version), "one version step per increment");
+    }
+
     fn racing_modifies_lose_nothing_under_each_strategy(db) {
         for strategy in [Strategy::Adaptive, Strategy::Optimistic, Strategy::Pessimistic] {
             let mut conn = setup(&db, 1);

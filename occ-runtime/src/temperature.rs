@@ -26,7 +26,8 @@ const SHARDS: usize = 16;
 /// database seen by a `modify` of a row adds one to the row's heat, which
 /// halves every [`half_life`](Self::with_half_life). A row becomes hot when
 /// its heat reaches 1 (its first conflict) and cools when it falls below
-/// 1/4 (two half-lives without one). While it is hot, this process's
+/// 1/4 (two half-lives without one; it holds at most 4, so a row cools at
+/// most four half-lives after its last conflict). While it is hot, this process's
 /// `modify` calls of the row queue for it here, one at a time to the
 /// database, instead of conflicting with each other there; an attempt in
 /// the queue that still conflicts (a writer of another process got there
@@ -88,6 +89,9 @@ impl Row {
 const HOT: f32 = 1.0;
 /// Heat below which a hot row becomes cold again.
 const COOL: f32 = HOT / 4.0;
+/// The most heat a row holds: however long it was contended, it cools four
+/// half-lives after its last conflict.
+const MAX_HEAT: f32 = HOT * 4.0;
 
 impl Debug for Temperature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,7 +117,7 @@ pub struct HotRow {
     pub table: &'static str,
     /// The row's key, as `column = value` pairs.
     pub key: String,
-    /// Its heat now: decayed conflicts, at least 1/4 while hot.
+    /// Its heat now: decayed conflicts, between 1/4 and 4 while hot.
     pub heat: f64,
 }
 
@@ -240,7 +244,7 @@ impl Temperature {
             table,
             key: key().into_boxed_str(),
         });
-        entry.heat = entry.heat_at(now, self.half_life) + amount;
+        entry.heat = (entry.heat_at(now, self.half_life) + amount).min(MAX_HEAT);
         entry.at = now;
         if !entry.hot && entry.heat >= HOT {
             entry.hot = true;
