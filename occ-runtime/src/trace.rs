@@ -47,7 +47,8 @@ pub(crate) fn gave_up(attempts: u32, error: &OccError) {
     let _ = (attempts, error);
 }
 
-/// A row became hot: `modify` locks it from now on.
+/// A row became hot: `modify` queues its writers in the process from now
+/// on, and locks it against writers of other processes.
 pub(crate) fn heated(table: &str, key: &str, heat: f32) {
     #[cfg(feature = "tracing")]
     tracing::debug!(
@@ -55,8 +56,8 @@ pub(crate) fn heated(table: &str, key: &str, heat: f32) {
         table,
         key,
         heat,
-        strategy = "locked",
-        "{table} ({key}) is hot: modify locks it before reading"
+        strategy = "queued",
+        "{table} ({key}) is hot: modify queues its writers and locks it against others"
     );
     #[cfg(not(feature = "tracing"))]
     let _ = (table, key, heat);
