@@ -247,11 +247,7 @@ fn cell<C: Db>(
         ))
         .expect("create the hot rows");
     let conns: Vec<C> = (0..workers).map(|_| (server.connect)()).collect();
-    let policy = RetryPolicy::default().max_attempts(1000);
-    let serializable = policy.clone().isolation(Isolation::Serializable);
-    let (modify, temperature, retried) = modify_policy(&policy);
-    let optimistic = modify.clone().strategy(occ::Strategy::Optimistic);
-    let locked = modify.clone().strategy(occ::Strategy::Pessimistic);
+    let policies = Policies::new();
     let start = Barrier::new(workers + 1);
     let stop = AtomicBool::new(false);
     let (tallies, elapsed) = std::thread::scope(|s| {
@@ -259,9 +255,7 @@ fn cell<C: Db>(
             .into_iter()
             .enumerate()
             .map(|(worker, mut conn)| {
-                let (policy, serializable, modify, start, stop) =
-                    (&policy, &serializable, &modify, &start, &stop);
-                let (optimistic, locked) = (&optimistic, &locked);
+                let (policies, start, stop) = (&policies, &start, &stop);
                 s.spawn(move || {
                     let mut pick =
                         Pick(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64 + 1) * 0x1000_0001));
@@ -270,45 +264,7 @@ fn cell<C: Db>(
                     while !stop.load(Ordering::Relaxed) {
                         let id = pick.next(rows);
                         let began = Instant::now();
-                        let outcome = match strategy {
-                            Strategy::Optimistic => conn
-                                .retry(policy, |conn| {
-                                    let mut row = conn.read(id)?;
-                                    row.value += 1;
-                                    conn.write(&row)
-                                })
-                                .into(),
-                            Strategy::Exclusive => conn
-                                .retry(policy, |conn| {
-                                    let mut row = conn.lock(id)?;
-                                    row.value += 1;
-                                    conn.write(&row)
-                                })
-                                .into(),
-                            Strategy::Adaptive => {
-                                Attempted::once(conn.modify(id, modify).map(drop))
-                            }
-                            Strategy::ModifyOptimistic => {
-                                Attempted::once(conn.modify(id, optimistic).map(drop))
-                            }
-                            Strategy::ModifyLocked => {
-                                Attempted::once(conn.modify(id, locked).map(drop))
-                            }
-                            Strategy::Guarded => Attempted::once(conn.guarded(id)),
-                            Strategy::Serializable => conn
-                                .retry(serializable, |conn| {
-                                    let row = conn.read(id)?;
-                                    conn.set_value(id, row.value + 1)?;
-                                    Ok(())
-                                })
-                                .into(),
-                            Strategy::Naive => {
-                                let row = conn.read(id).expect("read");
-                                conn.set_value(id, row.value + 1).expect("write");
-                                tally.latencies.push(began.elapsed());
-                                continue;
-                            }
-                        };
+                        let outcome = increment(&mut conn, strategy, id, policies);
                         tally.retries += u64::from(outcome.attempts.saturating_sub(1));
                         match outcome.result {
                             Ok(()) => tally.latencies.push(began.elapsed()),
@@ -348,10 +304,10 @@ fn cell<C: Db>(
         seconds: elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
-        retries: tallies.iter().map(|t| t.retries).sum::<u64>() + retried.load(Ordering::Relaxed),
+        retries: tallies.iter().map(|t| t.retries).sum::<u64>() + policies.modify_retries(),
         gave_up: tallies.iter().map(|t| t.gave_up).sum(),
         lost: committed as i64 - total,
-        decisions: (strategy == Strategy::Adaptive).then(|| temperature.stats()),
+        decisions: (strategy == Strategy::Adaptive).then(|| policies.temperature.stats()),
     }
 }
 
@@ -382,18 +338,81 @@ impl From<occ::Retried<()>> for Attempted {
     }
 }
 
-/// The policy of the adaptive strategy: the sweep's retry policy, its
-/// retries counted, and a table of its own per cell.
-fn modify_policy(retry: &RetryPolicy) -> (ModifyPolicy, Arc<Temperature>, Arc<AtomicU64>) {
-    let temperature = Arc::new(Temperature::new());
-    let retried = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&retried);
-    let policy = ModifyPolicy::default()
-        .retry(retry.clone().on_retry(move |_, _| {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }))
-        .temperature(Arc::clone(&temperature));
-    (policy, temperature, retried)
+/// The policies of one run: the retry policy of the hand-written
+/// strategies, and `modify`'s three, which share one temperature table (of
+/// this run alone) and count their retries.
+struct Policies {
+    retry: RetryPolicy,
+    serializable: RetryPolicy,
+    adaptive: ModifyPolicy,
+    optimistic: ModifyPolicy,
+    locked: ModifyPolicy,
+    temperature: Arc<Temperature>,
+    retried: Arc<AtomicU64>,
+}
+
+impl Policies {
+    fn new() -> Self {
+        let retry = RetryPolicy::default().max_attempts(1000);
+        let temperature = Arc::new(Temperature::new());
+        let retried = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&retried);
+        let adaptive = ModifyPolicy::default()
+            .retry(retry.clone().on_retry(move |_, _| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }))
+            .temperature(Arc::clone(&temperature));
+        Self {
+            serializable: retry.clone().isolation(Isolation::Serializable),
+            optimistic: adaptive.clone().strategy(occ::Strategy::Optimistic),
+            locked: adaptive.clone().strategy(occ::Strategy::Pessimistic),
+            adaptive,
+            retry,
+            temperature,
+            retried,
+        }
+    }
+
+    /// The retries of `modify`, which its hook counted.
+    fn modify_retries(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+}
+
+/// One increment of row `id` through `strategy`.
+fn increment<C: Db>(conn: &mut C, strategy: Strategy, id: i32, p: &Policies) -> Attempted {
+    match strategy {
+        Strategy::Optimistic => conn
+            .retry(&p.retry, |conn| {
+                let mut row = conn.read(id)?;
+                row.value += 1;
+                conn.write(&row)
+            })
+            .into(),
+        Strategy::Exclusive => conn
+            .retry(&p.retry, |conn| {
+                let mut row = conn.lock(id)?;
+                row.value += 1;
+                conn.write(&row)
+            })
+            .into(),
+        Strategy::Adaptive => Attempted::once(conn.modify(id, &p.adaptive).map(drop)),
+        Strategy::ModifyOptimistic => Attempted::once(conn.modify(id, &p.optimistic).map(drop)),
+        Strategy::ModifyLocked => Attempted::once(conn.modify(id, &p.locked).map(drop)),
+        Strategy::Guarded => Attempted::once(conn.guarded(id)),
+        Strategy::Serializable => conn
+            .retry(&p.serializable, |conn| {
+                let row = conn.read(id)?;
+                conn.set_value(id, row.value + 1)?;
+                Ok(())
+            })
+            .into(),
+        Strategy::Naive => {
+            let row = conn.read(id).expect("read");
+            conn.set_value(id, row.value + 1).expect("write");
+            Attempted::once(Ok(()))
+        }
+    }
 }
 
 fn sweep<C: Db>(server: &Server<C>, seconds: f64) -> Vec<Cell> {
@@ -646,10 +665,7 @@ fn phase_change<C: Db>(
         ))
         .expect("create the rows");
     let conns: Vec<C> = (0..workers).map(|_| (server.connect)()).collect();
-    let policy = RetryPolicy::default().max_attempts(1000);
-    let (modify, temperature, retried) = modify_policy(&policy);
-    let optimistic = modify.clone().strategy(occ::Strategy::Optimistic);
-    let locked = modify.clone().strategy(occ::Strategy::Pessimistic);
+    let policies = Policies::new();
     let start = Barrier::new(workers + 1);
     // 0, 1, 2: the phase; 3: stop.
     let phase = AtomicU8::new(0);
@@ -658,8 +674,7 @@ fn phase_change<C: Db>(
             .into_iter()
             .enumerate()
             .map(|(worker, mut conn)| {
-                let (policy, modify, start, phase) = (&policy, &modify, &start, &phase);
-                let (optimistic, locked) = (&optimistic, &locked);
+                let (policies, start, phase) = (&policies, &start, &phase);
                 s.spawn(move || {
                     let mut pick =
                         Pick(0x2545_f491_4f6c_dd1d ^ ((worker as u64 + 1) * 0x1000_0001));
@@ -677,33 +692,7 @@ fn phase_change<C: Db>(
                             pick.next(ROWS)
                         };
                         let began = Instant::now();
-                        let outcome = match strategy {
-                            Strategy::Optimistic => conn
-                                .retry(policy, |conn| {
-                                    let mut row = conn.read(id)?;
-                                    row.value += 1;
-                                    conn.write(&row)
-                                })
-                                .into(),
-                            Strategy::Exclusive => conn
-                                .retry(policy, |conn| {
-                                    let mut row = conn.lock(id)?;
-                                    row.value += 1;
-                                    conn.write(&row)
-                                })
-                                .into(),
-                            Strategy::Adaptive => {
-                                Attempted::once(conn.modify(id, modify).map(drop))
-                            }
-                            Strategy::ModifyOptimistic => {
-                                Attempted::once(conn.modify(id, optimistic).map(drop))
-                            }
-                            Strategy::ModifyLocked => {
-                                Attempted::once(conn.modify(id, locked).map(drop))
-                            }
-                            Strategy::Guarded => Attempted::once(conn.guarded(id)),
-                            _ => unreachable!("not a phased strategy"),
-                        };
+                        let outcome = increment(&mut conn, strategy, id, policies);
                         tally.retries += u64::from(outcome.attempts.saturating_sub(1));
                         match outcome.result {
                             Ok(()) => {
@@ -725,7 +714,10 @@ fn phase_change<C: Db>(
             let began = Instant::now();
             std::thread::sleep(Duration::from_secs_f64(seconds));
             if strategy == Strategy::Adaptive {
-                decisions.push((temperature.stats(), temperature.hot_rows()));
+                decisions.push((
+                    policies.temperature.stats(),
+                    policies.temperature.hot_rows(),
+                ));
             }
             phase.store(i as u8 + 1, Ordering::Relaxed);
             *slot = began.elapsed().as_secs_f64();
@@ -757,7 +749,7 @@ fn phase_change<C: Db>(
         committed,
         seconds: seconds_per_phase,
         p99,
-        retries: tallies.iter().map(|t| t.1.retries).sum::<u64>() + retried.load(Ordering::Relaxed),
+        retries: tallies.iter().map(|t| t.1.retries).sum::<u64>() + policies.modify_retries(),
         lost: committed.iter().sum::<u64>() as i64 - total,
         decisions,
     }
