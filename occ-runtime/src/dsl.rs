@@ -203,7 +203,7 @@ pub trait OptimisticDsl: Optimistic {
         E: From<OccError> + AsOccError,
         F: FnMut(&mut Self) -> Result<(), E>,
     {
-        conn.occ_modify(key, &ModifyPolicy::default(), change)
+        Self::modify_with(conn, key, &ModifyPolicy::default(), change)
     }
 
     /// [`modify`](Self::modify) under `policy`: a fixed strategy or the

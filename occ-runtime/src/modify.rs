@@ -190,10 +190,7 @@ where
             let read_took = began.elapsed();
             let mut row = read
                 .map_err(OccError::from)?
-                .ok_or_else(|| OccError::NotFound {
-                    table: M::TABLE_NAME,
-                    key: M::describe_key(&key),
-                })?;
+                .ok_or_else(|| write::not_found::<M>(&key))?;
             apply(&body, &mut row)?;
             let next = row.version().next();
             let changes = row.changeset();

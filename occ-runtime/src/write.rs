@@ -88,7 +88,8 @@ fn failed_write<M: Optimistic>(
     error
 }
 
-fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
+/// The error for the row with `key` that is not there.
+pub(crate) fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
     OccError::NotFound {
         table: M::TABLE_NAME,
         key: M::describe_key(key),
