@@ -26,38 +26,7 @@ fn setup<D: TestDb>(db: &D) -> D::Conn {
 /// are events on target `occ`, with the table, the key and the strategy.
 #[test]
 fn a_row_becoming_hot_and_cooling_are_tracing_events() {
-    use std::sync::Mutex;
     use std::time::Duration;
-
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Metadata, Subscriber};
-
-    struct Collect(Arc<Mutex<Vec<String>>>);
-    struct Fields(String);
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.push_str(&format!(" {}={:?}", field.name(), value));
-        }
-    }
-    impl Subscriber for Collect {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let meta = event.metadata();
-            let mut fields = Fields(format!("{} {}", meta.level(), meta.target()));
-            event.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
 
     let Some(db) = common::PgDb::new("modify::a_row_becoming_hot_and_cooling_are_tracing_events")
     else {
@@ -67,8 +36,7 @@ fn a_row_becoming_hot_and_cooling_are_tracing_events() {
     let mut other = db.conn();
     let table = Arc::new(Temperature::new().with_half_life(Duration::from_millis(30)));
     let policy = ModifyPolicy::default().temperature(Arc::clone(&table));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    tracing::subscriber::with_default(Collect(Arc::clone(&events)), || {
+    let ((), events) = common::traced(|| {
         let mut first = true;
         Counter::modify_with(&mut conn, 1, &policy, |c| {
             if std::mem::take(&mut first) {
@@ -91,7 +59,6 @@ fn a_row_becoming_hot_and_cooling_are_tracing_events() {
         })
         .unwrap();
     });
-    let events = events.lock().unwrap().join("\n");
     let heated = events
         .lines()
         .find(|l| l.contains("is hot"))

@@ -473,50 +473,16 @@ mod server {
 #[cfg(all(feature = "tracing", feature = "sqlite"))]
 #[test]
 fn conflicts_and_retries_are_tracing_events() {
-    use std::sync::Mutex;
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Metadata, Subscriber};
-
-    struct Collect(Arc<Mutex<Vec<String>>>);
-    struct Fields(String);
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.push_str(&format!(" {}={:?}", field.name(), value));
-        }
-    }
-    impl Subscriber for Collect {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let meta = event.metadata();
-            let mut fields = Fields(format!("{} {}", meta.level(), meta.target()));
-            event.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
-
     let db = common::SqliteDb::new("retry::conflicts_and_retries_are_tracing_events");
     let mut conn = setup(&db);
-    let events = Arc::new(Mutex::new(Vec::new()));
     let policy = RetryPolicy::default().max_attempts(2);
-    let result: Result<(), OccError> =
-        tracing::subscriber::with_default(Collect(Arc::clone(&events)), || {
-            occ::retry(&mut conn, &policy, |conn| {
-                Counter::update_if_version(conn, 1, 7, counters::value.eq(1))?;
-                Ok(())
-            })
-        });
+    let (result, events): (Result<(), OccError>, _) = common::traced(|| {
+        occ::retry(&mut conn, &policy, |conn| {
+            Counter::update_if_version(conn, 1, 7, counters::value.eq(1))?;
+            Ok(())
+        })
+    });
     assert!(result.unwrap_err().is_conflict());
-    let events = events.lock().unwrap().join("\n");
     let lines: Vec<&str> = events.lines().collect();
     assert_eq!(lines.len(), 4, "{events}");
     // Each attempt's conflict, the retry between them, and the give-up.

@@ -461,3 +461,46 @@ pub fn docs_with_version_trigger<C>(_conn: &C) -> &'static str {
          INSERT INTO docs (id, body) VALUES (1, 'a'), (2, 'b'), (3, 'c');"
     }
 }
+
+/// Runs `f` with a subscriber that collects every `tracing` event on this
+/// thread, one line each (`LEVEL target field=value ..`); `f`'s result and
+/// the lines.
+#[cfg(feature = "tracing")]
+pub fn traced<R>(f: impl FnOnce() -> R) -> (R, String) {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    struct Collect(Arc<Mutex<Vec<String>>>);
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={:?}", field.name(), value));
+        }
+    }
+    impl Subscriber for Collect {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let meta = event.metadata();
+            let mut fields = Fields(format!("{} {}", meta.level(), meta.target()));
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let result = tracing::subscriber::with_default(Collect(Arc::clone(&events)), f);
+    let lines = events.lock().unwrap().join("\n");
+    (result, lines)
+}
