@@ -169,7 +169,6 @@ where
             Some(flight) => Some(C::board(flight).await),
             None => None,
         };
-        let mut waited = seat.as_ref().is_some_and(|(_, waited)| *waited);
         let begin = if locked {
             <C::Db as Hooks>::BEGIN_TO_WRITE
         } else {
@@ -216,11 +215,10 @@ where
             guard.done();
             result
         };
-        drop(seat);
-        let result = result.map(|(row, read_took)| {
-            waited |= lock_row && read_took.as_millis() > WAITED_MS;
-            row
-        });
+        // Waited in the queue, or for the row lock.
+        let waited = seat.is_some_and(|(_, waited)| waited)
+            || (lock_row && matches!(&result, Ok((_, took)) if took.as_millis() > WAITED_MS));
+        let result = result.map(|(row, _)| row);
         let adaptive = policy.strategy == Strategy::Adaptive && row_locks;
         let error = match result.as_ref().err().and_then(AsOccError::as_occ_error) {
             None => {
