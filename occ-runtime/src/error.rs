@@ -164,7 +164,10 @@ pub enum OccError {
 
     /// The connection broke while the transaction was committing, or the
     /// cluster node left the primary component then (Galera): it may or may
-    /// not have committed. Never retried: check what the database holds
+    /// not have committed. The same for a write sent outside any
+    /// transaction (a plain `update_versioned`, `modify`'s unlocked
+    /// attempt), which commits by itself: a primary killed while it ran
+    /// may have committed it. Never retried: check what the database holds
     /// before doing it again, or make the transaction safe to repeat.
     #[error("the connection broke during COMMIT: the transaction may or may not have committed")]
     CommitOutcomeUnknown(#[source] DieselError),
@@ -175,6 +178,17 @@ pub enum OccError {
     /// the same connection.
     #[error("this database node cannot serve requests now; use another node or wait")]
     NodeUnavailable(#[source] DieselError),
+
+    /// The server takes no writes: a PostgreSQL standby, or a session or
+    /// server set read-only (25006 `cannot execute UPDATE in a read-only
+    /// transaction`), or a MySQL/MariaDB server started `--read-only`
+    /// (1290). The connection reached a replica, or a primary that was
+    /// demoted by a failover. Nothing was written. Not retried on the same
+    /// connection: open a new one to the primary (a libpq multi-host URL
+    /// with `target_session_attrs=read-write` finds it) and run the
+    /// transaction again there.
+    #[error("read-only server (a replica, or a demoted primary): write through the primary")]
+    ReadOnly(#[source] DieselError),
 
     /// occ's own check failed where the database reported no error: a batch
     /// statement answered with a row it was not sent, or twice (the key in
@@ -213,6 +227,28 @@ impl OccError {
         matches!(self, Self::LockNotAvailable(_) | Self::LockTimeout(_))
     }
 
+    /// True where the transaction can succeed again, but not on this
+    /// connection: [`ConnectionBroken`](Self::ConnectionBroken) (the
+    /// connection is gone), [`NodeUnavailable`](Self::NodeUnavailable) (this
+    /// cluster node cannot serve now) and [`ReadOnly`](Self::ReadOnly) (the
+    /// server is a replica, or a primary demoted by a failover). Take a new
+    /// connection, to another node or to the primary, and run the whole
+    /// transaction again there. A pool must not hand this one out again:
+    /// r2d2 and bb8 test each connection as it is checked out (by default)
+    /// and drop one whose server closed it, as a failed-over PostgreSQL
+    /// primary does; a server that is only read-only passes that test, so
+    /// drop such a connection yourself (deadpool: `Object::take`).
+    ///
+    /// [`CommitOutcomeUnknown`](Self::CommitOutcomeUnknown) is not in this
+    /// set: its transaction may have committed, so check what the database
+    /// holds before running it again.
+    pub fn needs_new_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::ConnectionBroken(_) | Self::NodeUnavailable(_) | Self::ReadOnly(_)
+        )
+    }
+
     /// True for [`Conflict`](Self::Conflict).
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
@@ -230,7 +266,8 @@ impl OccError {
     /// `statement_timeout`, `serialization_failure`, `busy`,
     /// `not_in_transaction`,
     /// `retry_inside_transaction`, `connection_broken`,
-    /// `commit_outcome_unknown`, `node_unavailable`, `database`.
+    /// `commit_outcome_unknown`, `node_unavailable`, `read_only`, `internal`,
+    /// `database`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Conflict { .. } => "conflict",
@@ -249,6 +286,7 @@ impl OccError {
             Self::ConnectionBroken(_) => "connection_broken",
             Self::CommitOutcomeUnknown(_) => "commit_outcome_unknown",
             Self::NodeUnavailable(_) => "node_unavailable",
+            Self::ReadOnly(_) => "read_only",
             Self::Internal(_) => "internal",
             Self::Database(_) => "database",
         }
@@ -266,6 +304,7 @@ impl OccError {
             | Self::ConnectionBroken(e)
             | Self::CommitOutcomeUnknown(e)
             | Self::NodeUnavailable(e)
+            | Self::ReadOnly(e)
             | Self::Database(e) => Some(e),
             _ => None,
         }
@@ -353,6 +392,7 @@ impl From<DieselError> for OccError {
             Class::Busy => Self::Busy(error),
             Class::ConnectionBroken => Self::ConnectionBroken(error),
             Class::NodeUnavailable => Self::NodeUnavailable(error),
+            Class::ReadOnly => Self::ReadOnly(error),
             Class::Database => Self::Database(error),
         }
     }
@@ -384,6 +424,7 @@ enum Class {
     Busy,
     ConnectionBroken,
     NodeUnavailable,
+    ReadOnly,
     Database,
 }
 
@@ -410,6 +451,8 @@ impl Class {
         let lower = info.message().to_ascii_lowercase();
         match kind {
             DatabaseErrorKind::ClosedConnection => Self::ConnectionBroken,
+            // PostgreSQL's 25006, which diesel names.
+            DatabaseErrorKind::ReadOnlyTransaction => Self::ReadOnly,
             // MySQL's deadlock (1213) arrives as a serialization failure.
             DatabaseErrorKind::SerializationFailure if lower.contains("deadlock") => Self::Deadlock,
             DatabaseErrorKind::SerializationFailure => Self::SerializationFailure,
@@ -452,6 +495,16 @@ impl Class {
                 || lower.contains("not connected to primary component") =>
             {
                 Self::NodeUnavailable
+            }
+            // PostgreSQL 25006 where diesel-async does not name it; MariaDB's
+            // and MySQL's 1290 for `--read-only` (and MySQL's
+            // `--super-read-only`).
+            _ if (lower.starts_with("cannot execute ")
+                && lower.ends_with("in a read-only transaction"))
+                || lower.contains("running with the --read-only option")
+                || lower.contains("running with the --super-read-only option") =>
+            {
+                Self::ReadOnly
             }
             // SQLite: SQLITE_BUSY and its extended codes, SQLITE_LOCKED.
             _ if lower.starts_with("database is locked")
@@ -585,6 +638,26 @@ mod tests {
                 database(DatabaseErrorKind::Unknown, "database is locked"),
                 "busy",
                 "database busy: database is locked",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::ReadOnlyTransaction,
+                    "cannot execute UPDATE in a read-only transaction",
+                ),
+                "read_only",
+                "read-only server (a replica, or a demoted primary): write through the primary: \
+                 cannot execute UPDATE in a read-only transaction",
+            ),
+            (
+                database(
+                    DatabaseErrorKind::Unknown,
+                    "The MariaDB server is running with the --read-only option so it cannot \
+                     execute this statement",
+                ),
+                "read_only",
+                "read-only server (a replica, or a demoted primary): write through the primary: \
+                 The MariaDB server is running with the --read-only option so it cannot execute \
+                 this statement",
             ),
             (
                 database(

@@ -157,6 +157,7 @@ where
                     OccError::ConnectionBroken(_)
                         | OccError::CommitOutcomeUnknown(_)
                         | OccError::NodeUnavailable(_)
+                        | OccError::ReadOnly(_)
                 )
             ) =>
         {

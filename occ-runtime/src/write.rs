@@ -2,6 +2,8 @@
 //! to success, [`OccError::Conflict`], [`OccError::NotFound`] or
 //! [`OccError::KeyNotUnique`], for every kind of connection.
 
+use diesel::result::Error as DieselError;
+
 use crate::backend::sealed::Hooks;
 use crate::error::OccError;
 use crate::exec::{depth, Exec, Execute, Load};
@@ -19,6 +21,45 @@ enum Written {
     Done,
     /// Nothing matched: a read of the current version tells why.
     Probe,
+}
+
+/// Whether a write sent on `conn` now commits on its own: no transaction is
+/// open.
+fn commits_alone<K, C: Exec<K>>(conn: &mut C) -> bool {
+    matches!(depth(conn), Ok(0))
+}
+
+/// The error of a write that failed on its way. Outside a transaction the
+/// write commits by itself, so a connection that broke under it leaves that
+/// commit's outcome unknown, as one that broke in a COMMIT does (a failover
+/// that killed the primary mid-statement). Only a client that says it never
+/// sent the statement (MySQL's 2006, libpq's "no connection") knows better.
+pub(crate) fn in_flight(alone: bool, error: DieselError) -> OccError {
+    match OccError::from(error) {
+        OccError::ConnectionBroken(e) if alone && !never_sent(&e) => {
+            OccError::CommitOutcomeUnknown(e)
+        }
+        other => other,
+    }
+}
+
+fn never_sent(error: &DieselError) -> bool {
+    matches!(error, DieselError::DatabaseError(_, info)
+        if info.message().contains("server has gone away")
+            || info.message().starts_with("no connection to the server"))
+}
+
+/// Sends a write; its row count, or [`in_flight`]'s reading of its error.
+async fn send<K, C, W>(conn: &mut C, statement: W) -> Result<usize, OccError>
+where
+    C: Exec<K>,
+    W: Execute<C, K>,
+{
+    let alone = commits_alone(conn);
+    statement
+        .send(conn)
+        .await
+        .map_err(|error| in_flight(alone, error))
 }
 
 /// Reads a versioned write's row count.
@@ -106,6 +147,7 @@ pub(crate) async fn execute<M, K, C, W>(
     expected: &M::Version,
 ) -> Result<(), OccError>
 where
+    C: Exec<K>,
     M: Optimistic,
     W: Execute<C, K>,
     VersionProbe<M>: Load<C, K, M::Version>,
@@ -124,11 +166,12 @@ pub(crate) async fn outcome<M, K, C, W>(
     key: M::Key,
 ) -> Result<Outcome<M::Version>, OccError>
 where
+    C: Exec<K>,
     M: Optimistic,
     W: Execute<C, K>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    Ok(match written::<M>(statement.send(conn).await?, &key)? {
+    Ok(match written::<M>(send(conn, statement).await?, &key)? {
         Written::Done => Outcome::Done,
         Written::Probe => current_version::<M, K, C>(conn, key).await?,
     })
@@ -183,9 +226,11 @@ where
     // The database sets the version: PostgreSQL hands it back from the
     // write itself.
     if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+        let alone = commits_alone(conn);
         let mut stored = UpdateReturning::<M, S>::new(statement)
             .load_all(conn)
-            .await?;
+            .await
+            .map_err(|error| in_flight(alone, error))?;
         return match stored.len() {
             1 => Ok(Ok(stored.pop().expect("one row"))),
             0 => Ok(Err(current_version::<M, K, C>(conn, key).await?)),
@@ -277,7 +322,12 @@ where
     } else if <C::Db as Hooks>::WRITES_RETURN_ROWS {
         let statement =
             UpdateOrCurrent::<M, S, DB>::new(key.clone(), expected.clone(), changes, next.clone());
-        match statement.load_first(conn).await? {
+        let alone = commits_alone(conn);
+        let written = statement
+            .load_first(conn)
+            .await
+            .map_err(|error| in_flight(alone, error))?;
+        match written {
             Some((_, true)) => return Ok(Ok(next)),
             Some((current, false)) if current.version() != expected => return Ok(Err(current)),
             None => return Err(not_found::<M>(&key)),
@@ -288,7 +338,7 @@ where
     } else {
         let statement =
             UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next.clone());
-        if let Written::Done = written::<M>(statement.send(conn).await?, &key)? {
+        if let Written::Done = written::<M>(send(conn, statement).await?, &key)? {
             return Ok(Ok(next));
         }
     }
@@ -332,6 +382,7 @@ pub(crate) async fn update_where<M, K, C, G, S>(
     changes: S,
 ) -> Result<(), OccError>
 where
+    C: Exec<K>,
     M: Optimistic,
     G: Clone,
     S: Clone,
@@ -340,7 +391,7 @@ where
 {
     for _ in 0..GUARDED_ROUNDS {
         let statement = GuardedUpdate::<M, G, S>::new(key.clone(), guard.clone(), changes.clone());
-        if let Written::Done = written::<M>(statement.send(conn).await?, &key)? {
+        if let Written::Done = written::<M>(send(conn, statement).await?, &key)? {
             return Ok(());
         }
         let error = match guard_probe::<M, G>(key.clone(), guard.clone())

@@ -422,7 +422,8 @@ impl Problem {
             | OccError::Busy(_)
             | OccError::StatementTimeout(_)
             | OccError::ConnectionBroken(_)
-            | OccError::NodeUnavailable(_) => Self::Unavailable {
+            | OccError::NodeUnavailable(_)
+            | OccError::ReadOnly(_) => Self::Unavailable {
                 retry_after: Duration::from_secs(1),
             },
             _ => Self::Internal,
