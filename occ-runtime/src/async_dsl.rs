@@ -194,7 +194,10 @@ pub trait AsyncOptimisticDsl:
         E: From<OccError> + AsOccError + Send,
         F: FnMut(&mut Self) -> Result<(), E> + Send,
     {
-        async move { conn.occ_modify(key, &ModifyPolicy::default(), change).await }
+        async move {
+            conn.occ_modify(key, None, &ModifyPolicy::default(), change)
+                .await
+        }
     }
 
     /// [`modify`](Self::modify) under `policy`; the same as
@@ -210,7 +213,41 @@ pub trait AsyncOptimisticDsl:
         E: From<OccError> + AsOccError + Send,
         F: FnMut(&mut Self) -> Result<(), E> + Send,
     {
-        conn.occ_modify(key, policy, change)
+        conn.occ_modify(key, None, policy, change)
+    }
+
+    /// [`modify`](Self::modify) starting from `row`, a copy the caller read
+    /// (from a replica, say); the same as
+    /// [`OptimisticDsl::modify_from`](crate::OptimisticDsl::modify_from).
+    fn modify_from<C, E, F>(
+        conn: &mut C,
+        row: Self,
+        change: F,
+    ) -> impl Future<Output = Result<Self, E>> + Send
+    where
+        C: AsyncReload<Self>,
+        E: From<OccError> + AsOccError + Send,
+        F: FnMut(&mut Self) -> Result<(), E> + Send,
+    {
+        async move {
+            conn.occ_modify(row.key(), Some(row), &ModifyPolicy::default(), change)
+                .await
+        }
+    }
+
+    /// [`modify_from`](Self::modify_from) under `policy`.
+    fn modify_from_with<C, E, F>(
+        conn: &mut C,
+        row: Self,
+        policy: &ModifyPolicy,
+        change: F,
+    ) -> impl Future<Output = Result<Self, E>> + Send
+    where
+        C: AsyncReload<Self>,
+        E: From<OccError> + AsOccError + Send,
+        F: FnMut(&mut Self) -> Result<(), E> + Send,
+    {
+        conn.occ_modify(row.key(), Some(row), policy, change)
     }
 
     /// Applies `changes` to the row with `key` where `guard` holds, and moves

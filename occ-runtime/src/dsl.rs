@@ -220,7 +220,49 @@ pub trait OptimisticDsl: Optimistic {
         E: From<OccError> + AsOccError,
         F: FnMut(&mut Self) -> Result<(), E>,
     {
-        conn.occ_modify(key, policy, change)
+        conn.occ_modify(key, None, policy, change)
+    }
+
+    /// [`modify`](Self::modify), starting from `row`: a copy of the row the
+    /// caller already read, on another connection, such as a replica's.
+    /// The first attempt applies `change` to it and writes it versioned
+    /// through `conn` without reading; if the copy was stale, that write is
+    /// a conflict, and every attempt after it reads the row on `conn`, as
+    /// `modify` does. So a service that reads from replicas and writes to
+    /// the primary passes the primary as `conn`: a replica's lag costs a
+    /// conflict and a read from the primary, never a lost update, and the
+    /// row it retries from is never the replica's.
+    ///
+    /// ```text
+    /// let product: Product = products::table.find(id).first(&mut replica)?;
+    /// // ... show it, decide ...
+    /// let product = Product::modify_from(&mut primary, product, |p| {
+    ///     p.qty -= 1;
+    ///     Ok::<_, OccError>(())
+    /// })?;
+    /// ```
+    fn modify_from<C, E, F>(conn: &mut C, row: Self, change: F) -> Result<Self, E>
+    where
+        C: Reload<Self>,
+        E: From<OccError> + AsOccError,
+        F: FnMut(&mut Self) -> Result<(), E>,
+    {
+        Self::modify_from_with(conn, row, &ModifyPolicy::default(), change)
+    }
+
+    /// [`modify_from`](Self::modify_from) under `policy`.
+    fn modify_from_with<C, E, F>(
+        conn: &mut C,
+        row: Self,
+        policy: &ModifyPolicy,
+        change: F,
+    ) -> Result<Self, E>
+    where
+        C: Reload<Self>,
+        E: From<OccError> + AsOccError,
+        F: FnMut(&mut Self) -> Result<(), E>,
+    {
+        conn.occ_modify(row.key(), Some(row), policy, change)
     }
 
     /// Applies `changes` to the row with `key` where `guard` holds, and moves

@@ -120,10 +120,13 @@ const WAITED_MS: u128 = 1;
 /// and the row's temperature decide, the body applied, the row written
 /// versioned. A locked attempt is its own transaction (opened by
 /// `BEGIN IMMEDIATE` on SQLite); a plain one is the read and the write
-/// alone.
+/// alone. With `first` (`modify_from`: a row the caller read, from a
+/// replica, say), the first attempt starts from it instead of a read, and
+/// only the attempts after a conflict read, on `conn`.
 pub(crate) async fn modify<M, K, C, DB, E, F>(
     conn: &mut C,
     key: M::Key,
+    mut first: Option<M>,
     policy: &ModifyPolicy,
     body: F,
 ) -> Result<M, E>
@@ -153,7 +156,9 @@ where
     // conflict came from another process, and a lock settles it.
     let mut queued_conflict = false;
     loop {
+        let given = first.take();
         let (path, flight) = match policy.strategy {
+            _ if given.is_some() => (Path::Optimistic, None),
             Strategy::Optimistic => (Path::Optimistic, None),
             Strategy::Pessimistic => (Path::Locked, None),
             Strategy::Adaptive if !row_locks => (Path::Locked, None),
@@ -175,9 +180,14 @@ where
             None
         };
         let lock_row = locked && row_locks;
+        // Behind a lock for the same reason as the body.
+        let given = Mutex::new(given);
         let mut once = async |conn: &mut C| {
             let began = Instant::now();
-            let read = if lock_row {
+            let given = given.lock().map_or(None, |mut given| given.take());
+            let read = if let Some(row) = given {
+                Ok(Some(row))
+            } else if lock_row {
                 find_statement::<M, DB, _>(key.clone(), ForModify)
                     .load_first(conn)
                     .await

@@ -225,7 +225,13 @@ pub trait Reload<M: Optimistic>: Store<M> {
     ) -> Result<Result<M::Version, M>, OccError>;
 
     #[doc(hidden)]
-    fn occ_modify<E, F>(&mut self, key: M::Key, policy: &ModifyPolicy, body: F) -> Result<M, E>
+    fn occ_modify<E, F>(
+        &mut self,
+        key: M::Key,
+        first: Option<M>,
+        policy: &ModifyPolicy,
+        body: F,
+    ) -> Result<M, E>
     where
         E: From<OccError> + AsOccError,
         F: FnMut(&mut M) -> Result<(), E>;
@@ -246,13 +252,19 @@ where
     UpdateReturning<M, M::Changeset>: LoadQuery<'q, C, M::Version>,
     VersionProbe<M>: LoadQuery<'static, C, M::Version>,
 {
-    fn occ_modify<E, F>(&mut self, key: M::Key, policy: &ModifyPolicy, body: F) -> Result<M, E>
+    fn occ_modify<E, F>(
+        &mut self,
+        key: M::Key,
+        first: Option<M>,
+        policy: &ModifyPolicy,
+        body: F,
+    ) -> Result<M, E>
     where
         E: From<OccError> + AsOccError,
         F: FnMut(&mut M) -> Result<(), E>,
     {
         block_on(modify::modify::<M, Blocking, C, C::Backend, E, F>(
-            self, key, policy, body,
+            self, key, first, policy, body,
         ))
     }
 
@@ -507,6 +519,7 @@ mod nonblocking {
         fn occ_modify<E, F>(
             &mut self,
             key: M::Key,
+            first: Option<M>,
             policy: &ModifyPolicy,
             body: F,
         ) -> impl Future<Output = Result<M, E>> + Send
@@ -533,6 +546,7 @@ mod nonblocking {
         fn occ_modify<E, F>(
             &mut self,
             key: M::Key,
+            first: Option<M>,
             policy: &ModifyPolicy,
             body: F,
         ) -> impl Future<Output = Result<M, E>> + Send
@@ -540,7 +554,7 @@ mod nonblocking {
             E: From<OccError> + AsOccError + Send,
             F: FnMut(&mut M) -> Result<(), E> + Send,
         {
-            modify::modify::<M, NonBlocking, C, C::Backend, E, F>(self, key, policy, body)
+            modify::modify::<M, NonBlocking, C, C::Backend, E, F>(self, key, first, policy, body)
         }
 
         fn occ_reload(&mut self, key: M::Key) -> impl Future<Output = Result<M, OccError>> + Send {
