@@ -399,6 +399,36 @@ mod server {
             assert_eq!(value, 0);
         }
 
+        fn a_connection_lost_under_a_write_outside_a_transaction_has_an_unknown_outcome(db) {
+            // A plain versioned write commits by itself: a connection that
+            // breaks while it runs (here: while it waits for a row lock)
+            // leaves that commit unknown, as a broken COMMIT does.
+            let _ = setup(&db);
+            let mut holder = db.conn();
+            let mut writer = db.conn();
+            let kill = killer(&mut writer);
+            let mut row: Counter = counters::table.find(1).select(Counter::as_select()).first(&mut writer).unwrap();
+            holder.transaction::<_, OccError, _>(|holder| {
+                Counter::find_exclusive(holder, 1)?;
+                let error = std::thread::scope(|s| {
+                    let waiting = s.spawn(|| {
+                        row.value = 5;
+                        row.update_versioned(&mut writer)
+                    });
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    db.conn().batch_execute(&kill).expect("end the connection");
+                    waiting.join().unwrap()
+                });
+                let error = error.unwrap_err();
+                assert_eq!(error.kind(), "commit_outcome_unknown", "{error:?}");
+                assert!(!error.is_retryable() && !error.needs_new_connection());
+                Ok(())
+            }).unwrap();
+            // This one had not committed: the row is as it was.
+            let value: i32 = counters::table.find(1).select(counters::value).first(&mut db.conn()).unwrap();
+            assert_eq!(value, 0);
+        }
+
         fn a_statement_timeout_is_not_a_lock_timeout(db) {
             let _ = setup(&db);
             let mut holder = db.conn();
