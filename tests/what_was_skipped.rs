@@ -55,6 +55,27 @@ fn main() -> ExitCode {
             var: "OCC_GALERA_URLS",
             example: "\"$(scripts/galera urls)\" after scripts/galera up",
         },
+        Server {
+            name: "PostgreSQL replica",
+            built: cfg!(all(feature = "postgres", feature = "r2d2")),
+            feature: "postgres,r2d2",
+            var: "OCC_PG_REPLICA_URLS",
+            example: "\"$(scripts/pg-ha urls | cut -d' ' -f1,2)\" after scripts/pg-ha up",
+        },
+        Server {
+            name: "MariaDB replica",
+            built: cfg!(all(feature = "mysql", feature = "r2d2")),
+            feature: "mysql,r2d2",
+            var: "OCC_MYSQL_REPLICA_URLS",
+            example: "\"$(scripts/mariadb-replica urls)\" after scripts/mariadb-replica up",
+        },
+        Server {
+            name: "PostgreSQL failover",
+            built: cfg!(feature = "postgres"),
+            feature: "postgres",
+            var: "OCC_PG_FAILOVER",
+            example: "1 (the test starts its own clusters with scripts/pg-ha)",
+        },
     ];
     let suites = [
         Suite {
