@@ -13,6 +13,7 @@
 //! | [`asynchronous`] | diesel-async connections and pools |
 //! | [`http`] | ETags, `If-Match`, `If-None-Match` and statuses |
 //! | [`strategy`] | `modify` and row temperature, guarded updates, optimistic or pessimistic by hand, with measurements |
+//! | [`replicas`] | read from a replica and write through the primary (`modify_from`), `ReadOnly`, failover |
 //! | [`backends`] | features, and what differs on PostgreSQL, MySQL/MariaDB, Galera and SQLite |
 
 pub mod models {
@@ -49,6 +50,10 @@ pub mod http {
 
 pub mod strategy {
     #![doc = include_str!("guide/strategy.md")]
+}
+
+pub mod replicas {
+    #![doc = include_str!("guide/replicas.md")]
 }
 
 pub mod backends {

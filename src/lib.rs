@@ -11,6 +11,7 @@
 #![doc = "[async]: crate::guide::asynchronous"]
 #![doc = "[HTTP]: crate::guide::http"]
 #![doc = "[strategy]: crate::guide::strategy"]
+#![doc = "[replicas]: crate::guide::replicas"]
 #![doc = "[backends]: crate::guide::backends"]
 #![doc = include_str!("../README.md")]
 
