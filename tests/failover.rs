@@ -14,7 +14,8 @@
 //! clusters, on ports 15442-15443 and 15452-15453, with the PostgreSQL server binaries of
 //! `pg_config --bindir`); with `OCC_REQUIRE_SERVERS=1` an unset variable
 //! fails instead of skipping. `OCC_FAILOVER_ROUNDS` sets the synchronous
-//! rounds (default 5, each on a fresh cluster).
+//! rounds (default 5, each on a fresh cluster), `OCC_FAILOVER_ASYNC_ROUNDS`
+//! the asynchronous ones (default 2).
 
 #![cfg(feature = "postgres")]
 
@@ -308,16 +309,19 @@ fn round(mode: &str) -> Round {
     }
 }
 
+fn rounds(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 #[test]
 fn killing_the_primary_loses_no_acknowledged_write() {
     if !enabled() {
         return;
     }
-    let rounds = std::env::var("OCC_FAILOVER_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
-    for n in 1..=rounds {
+    for n in 1..=rounds("OCC_FAILOVER_ROUNDS", 5) {
         let r = round("sync");
         eprintln!(
             "failover round {n} (synchronous_commit=remote_apply): {} acknowledged, {} unknown, \
@@ -343,7 +347,7 @@ fn asynchronous_replication_is_measured() {
     if !enabled() {
         return;
     }
-    for n in 1..=2 {
+    for n in 1..=rounds("OCC_FAILOVER_ASYNC_ROUNDS", 2) {
         let r = round("async");
         let lost = r.acked.saturating_sub(r.value);
         eprintln!(
