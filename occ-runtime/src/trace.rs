@@ -30,6 +30,11 @@ pub(crate) struct Operation {
     timer: Option<crate::metrics::Timer>,
     #[cfg(any(feature = "tracing", feature = "metrics"))]
     labels: Labels,
+    /// The attempt running, recorded as `occ.attempt` when the operation
+    /// ends: a field recorded at each attempt would be an attribute
+    /// repeated, which exporters read differently.
+    #[cfg(feature = "tracing")]
+    attempts: core::sync::atomic::AtomicU32,
 }
 
 /// What an operation's metrics and its span's error attributes need.
@@ -118,6 +123,8 @@ impl Operation {
             timer: Some(crate::metrics::Timer::start(operation)),
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             labels,
+            #[cfg(feature = "tracing")]
+            attempts: Default::default(),
         }
     }
 
@@ -151,6 +158,8 @@ impl Operation {
             timer: Some(crate::metrics::Timer::start(operation)),
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             labels,
+            #[cfg(feature = "tracing")]
+            attempts: Default::default(),
         }
     }
 
@@ -181,6 +190,8 @@ impl Operation {
             timer: Some(crate::metrics::Timer::start("SELECT")),
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             labels,
+            #[cfg(feature = "tracing")]
+            attempts: Default::default(),
         }
     }
 
@@ -203,6 +214,8 @@ impl Operation {
             timer: None,
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             labels,
+            #[cfg(feature = "tracing")]
+            attempts: Default::default(),
         }
     }
 
@@ -226,6 +239,8 @@ impl Operation {
             timer: None,
             #[cfg(any(feature = "tracing", feature = "metrics"))]
             labels,
+            #[cfg(feature = "tracing")]
+            attempts: Default::default(),
         }
     }
 
@@ -266,7 +281,8 @@ impl Operation {
     pub(crate) fn attempt(&self, attempt: u32) {
         let _ = attempt;
         #[cfg(feature = "tracing")]
-        self.span.record("occ.attempt", attempt);
+        self.attempts
+            .store(attempt, core::sync::atomic::Ordering::Relaxed);
     }
 
     /// `rows` rows were found at another version, and the operation still
@@ -283,6 +299,13 @@ impl Operation {
         let _ = error;
         #[cfg(any(feature = "tracing", feature = "metrics"))]
         let error = error.map(|e| (e.as_occ_error(), self.labels.error_type(e.as_occ_error())));
+        #[cfg(feature = "tracing")]
+        match self.attempts.load(core::sync::atomic::Ordering::Relaxed) {
+            0 => {}
+            attempts => {
+                self.span.record("occ.attempt", attempts);
+            }
+        }
         #[cfg(feature = "tracing")]
         if let Some((occ, error_type)) = error {
             self.span.record("otel.status_code", "ERROR");
