@@ -13,6 +13,7 @@
 //! | [`asynchronous`] | diesel-async connections and pools |
 //! | [`http`] | ETags, `If-Match`, `If-None-Match` and statuses |
 //! | [`strategy`] | `modify` and row temperature, guarded updates, optimistic or pessimistic by hand, with measurements |
+//! | [`observability`] | spans and metrics in OpenTelemetry's database conventions (features `tracing`, `metrics`) |
 //! | [`backends`] | features, and what differs on PostgreSQL, MySQL/MariaDB, Galera and SQLite |
 
 pub mod models {
@@ -49,6 +50,10 @@ pub mod http {
 
 pub mod strategy {
     #![doc = include_str!("guide/strategy.md")]
+}
+
+pub mod observability {
+    #![doc = include_str!("guide/observability.md")]
 }
 
 pub mod backends {

@@ -11,6 +11,7 @@
 #![doc = "[async]: crate::guide::asynchronous"]
 #![doc = "[HTTP]: crate::guide::http"]
 #![doc = "[strategy]: crate::guide::strategy"]
+#![doc = "[observability]: crate::guide::observability"]
 #![doc = "[backends]: crate::guide::backends"]
 #![doc = include_str!("../README.md")]
 
