@@ -356,18 +356,17 @@ pub(crate) fn retrying(operation: &Operation, attempt: u32, error: &OccError, pa
 /// only for errors another attempt could have got past.
 pub(crate) fn gave_up(operation: &Operation, attempts: u32, error: &OccError) {
     let _ = (operation, attempts);
-    if !(error.is_retryable() || error.is_lock_failure()) {
-        return;
+    if error.is_retryable() || error.is_lock_failure() {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: "occ",
+            attempts,
+            kind = error.kind(),
+            "gave up after {attempts} attempts: {error}"
+        );
+        #[cfg(feature = "metrics")]
+        crate::metrics::gave_up(&operation.labels, error);
     }
-    #[cfg(feature = "tracing")]
-    tracing::warn!(
-        target: "occ",
-        attempts,
-        kind = error.kind(),
-        "gave up after {attempts} attempts: {error}"
-    );
-    #[cfg(feature = "metrics")]
-    crate::metrics::gave_up(&operation.labels, error);
 }
 
 /// A row became hot: `modify` queues its writers in the process from now
