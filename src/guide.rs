@@ -14,6 +14,7 @@
 //! | [`http`] | ETags, `If-Match`, `If-None-Match` and statuses |
 //! | [`strategy`] | `modify` and row temperature, guarded updates, optimistic or pessimistic by hand, with measurements |
 //! | [`replicas`] | read from a replica and write through the primary (`modify_from`), `ReadOnly`, failover |
+//! | [`observability`] | spans and metrics in OpenTelemetry's database conventions (features `tracing`, `metrics`) |
 //! | [`backends`] | features, and what differs on PostgreSQL, MySQL/MariaDB, Galera and SQLite |
 
 pub mod models {
@@ -54,6 +55,10 @@ pub mod strategy {
 
 pub mod replicas {
     #![doc = include_str!("guide/replicas.md")]
+}
+
+pub mod observability {
+    #![doc = include_str!("guide/observability.md")]
 }
 
 pub mod backends {

@@ -12,6 +12,7 @@
 #![doc = "[HTTP]: crate::guide::http"]
 #![doc = "[strategy]: crate::guide::strategy"]
 #![doc = "[replicas]: crate::guide::replicas"]
+#![doc = "[observability]: crate::guide::observability"]
 #![doc = "[backends]: crate::guide::backends"]
 #![doc = include_str!("../README.md")]
 

@@ -22,6 +22,7 @@ pub(crate) use crate::query::batch::{BatchDelete, BatchProbe, BatchUpdate};
 use crate::query::{
     delete_statement, DeleteStatement, UpdateReturning, UpdateStatement, VersionProbe,
 };
+use crate::trace::Operation;
 use crate::transaction;
 use crate::version::Version;
 use crate::write::{self, Outcome};
@@ -190,6 +191,14 @@ where
     }
 }
 
+/// How many rows of a batch were found at another version.
+fn conflicted<W, V>(outcomes: &[RowOutcome<W, V>]) -> usize {
+    outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, RowOutcome::Conflict(_)))
+        .count()
+}
+
 /// Writes every model whose row still has the model's version: one path for
 /// every backend and kind of connection. Returns each row's outcome, in the
 /// order of `models`.
@@ -207,40 +216,51 @@ where
     UpdateReturning<M, M::Changeset>: Load<C, K, M::Version>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    distinct(models)?;
-    let nexts: Vec<M::Version> = models.iter().map(|m| m.version().next()).collect();
-    let nexts = &nexts;
-    let mut body = async |conn: &mut C| {
-        let mut outcomes = Vec::with_capacity(models.len());
-        // A version the database sets is read back row by row.
-        if M::VERSION_GENERATED || !<C::Db as Hooks>::WRITES_RETURN_ROWS {
-            for (model, next) in models.iter().zip(nexts) {
-                let written = write::update_outcome::<M, K, C, _>(
-                    conn,
-                    model.key(),
-                    model.version(),
-                    model.changeset(),
-                    next.clone(),
-                )
-                .await?;
-                outcomes.push(row_outcome(model, written, partial)?);
-            }
-            return Ok(outcomes);
-        }
-        let rows = chunk_rows(3 + M::KEY_COLUMNS.len() + M::WRITABLE_COLUMNS.len());
-        for (n, chunk) in models.chunks(rows).enumerate() {
-            let (start, nexts) = (n * rows, &nexts[n * rows..]);
-            let written = BatchUpdate::<M>::new(chunk, nexts, start)
-                .load_all(conn)
-                .await?;
-            let found = probe_unwritten::<M, K, C>(conn, chunk, start, written).await?;
-            for ((model, next), found) in chunk.iter().zip(nexts).zip(found) {
-                outcomes.push(row_outcome(model, found.or_written(next.clone()), partial)?);
-            }
-        }
-        Ok(outcomes)
-    };
-    atomically::<K, C, _, _>(conn, &mut body).await
+    Operation::batch::<C::Db>("UPDATE", M::TABLE_NAME, models.len())
+        .run_counting(
+            async {
+                distinct(models)?;
+                let nexts: Vec<M::Version> = models.iter().map(|m| m.version().next()).collect();
+                let nexts = &nexts;
+                let mut body = async |conn: &mut C| {
+                    let mut outcomes = Vec::with_capacity(models.len());
+                    // A version the database sets is read back row by row.
+                    if M::VERSION_GENERATED || !<C::Db as Hooks>::WRITES_RETURN_ROWS {
+                        for (model, next) in models.iter().zip(nexts) {
+                            let written = write::update_outcome::<M, K, C, _>(
+                                conn,
+                                model.key(),
+                                model.version(),
+                                model.changeset(),
+                                next.clone(),
+                            )
+                            .await?;
+                            outcomes.push(row_outcome(model, written, partial)?);
+                        }
+                        return Ok(outcomes);
+                    }
+                    let rows = chunk_rows(3 + M::KEY_COLUMNS.len() + M::WRITABLE_COLUMNS.len());
+                    for (n, chunk) in models.chunks(rows).enumerate() {
+                        let (start, nexts) = (n * rows, &nexts[n * rows..]);
+                        let written = BatchUpdate::<M>::new(chunk, nexts, start)
+                            .load_all(conn)
+                            .await?;
+                        let found = probe_unwritten::<M, K, C>(conn, chunk, start, written).await?;
+                        for ((model, next), found) in chunk.iter().zip(nexts).zip(found) {
+                            outcomes.push(row_outcome(
+                                model,
+                                found.or_written(next.clone()),
+                                partial,
+                            )?);
+                        }
+                    }
+                    Ok(outcomes)
+                };
+                atomically::<K, C, _, _>(conn, &mut body).await
+            },
+            |outcomes| conflicted(outcomes),
+        )
+        .await
 }
 
 /// Deletes every row that still has its model's version; each row's outcome,
@@ -258,29 +278,40 @@ where
     DeleteStatement<M>: Execute<C, K>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    distinct(models)?;
-    let mut body = async |conn: &mut C| {
-        let mut outcomes = Vec::with_capacity(models.len());
-        if <C::Db as Hooks>::WRITES_RETURN_ROWS {
-            let rows = chunk_rows(2 + M::KEY_COLUMNS.len());
-            for (n, chunk) in models.chunks(rows).enumerate() {
-                let start = n * rows;
-                let written = BatchDelete::<M>::new(chunk, start).load_all(conn).await?;
-                let found = probe_unwritten::<M, K, C>(conn, chunk, start, written).await?;
-                for (model, found) in chunk.iter().zip(found) {
-                    outcomes.push(row_outcome(model, found.or_written(()), partial)?);
-                }
-            }
-        } else {
-            for model in models {
-                let statement = delete_statement::<M>(model.key(), model.version().clone());
-                let found = write::outcome::<M, K, C, _>(conn, statement, model.key()).await?;
-                outcomes.push(row_outcome(model, found.or_written(()), partial)?);
-            }
-        }
-        Ok(outcomes)
-    };
-    atomically::<K, C, _, _>(conn, &mut body).await
+    Operation::batch::<C::Db>("DELETE", M::TABLE_NAME, models.len())
+        .run_counting(
+            async {
+                distinct(models)?;
+                let mut body = async |conn: &mut C| {
+                    let mut outcomes = Vec::with_capacity(models.len());
+                    if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+                        let rows = chunk_rows(2 + M::KEY_COLUMNS.len());
+                        for (n, chunk) in models.chunks(rows).enumerate() {
+                            let start = n * rows;
+                            let written =
+                                BatchDelete::<M>::new(chunk, start).load_all(conn).await?;
+                            let found =
+                                probe_unwritten::<M, K, C>(conn, chunk, start, written).await?;
+                            for (model, found) in chunk.iter().zip(found) {
+                                outcomes.push(row_outcome(model, found.or_written(()), partial)?);
+                            }
+                        }
+                    } else {
+                        for model in models {
+                            let statement =
+                                delete_statement::<M>(model.key(), model.version().clone());
+                            let found =
+                                write::outcome::<M, K, C, _>(conn, statement, model.key()).await?;
+                            outcomes.push(row_outcome(model, found.or_written(()), partial)?);
+                        }
+                    }
+                    Ok(outcomes)
+                };
+                atomically::<K, C, _, _>(conn, &mut body).await
+            },
+            |outcomes| conflicted(outcomes),
+        )
+        .await
 }
 
 /// What one chunk's statement did to each of its rows: done if `RETURNING`

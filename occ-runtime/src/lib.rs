@@ -30,6 +30,8 @@ mod flight;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod lock;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod model;
 mod modify;
 mod query;

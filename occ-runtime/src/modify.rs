@@ -14,7 +14,7 @@ use crate::query::{
 };
 use crate::retry::{refused, RetryPolicy};
 use crate::temperature::{Path, RowId, Temperature};
-use crate::trace;
+use crate::trace::{self, Operation};
 use crate::transaction::{transaction_from, Unfinished};
 use crate::version::Version;
 use crate::write;
@@ -142,114 +142,121 @@ where
     UpdateReturning<M, M::Changeset>: Load<C, K, M::Version>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    if let Some(error) = refused(conn).await {
-        return Err(error.into());
-    }
-    let table = policy.table();
-    let row = RowId::of::<M>(&key);
-    let row_locks = <C::Db as Hooks>::BEGIN_TO_WRITE.is_none();
-    // Handed to each attempt through a lock, which keeps the attempt's
-    // future free of borrows from the closure that makes it.
-    let body = Mutex::new(body);
-    let mut attempt = 1;
-    // Whether the last attempt conflicted in the row's queue: then the
-    // conflict came from another process, and a lock settles it.
-    let mut queued_conflict = false;
-    loop {
-        let given = first.take();
-        let (path, flight) = match policy.strategy {
-            _ if given.is_some() => (Path::Optimistic, None),
-            Strategy::Optimistic => (Path::Optimistic, None),
-            Strategy::Pessimistic => (Path::Locked, None),
-            Strategy::Adaptive if !row_locks => (Path::Locked, None),
-            Strategy::Adaptive => match table.decide(row) {
-                None => (Path::Optimistic, None),
-                Some(_) if queued_conflict => (Path::Locked, None),
-                Some(flight) => (Path::Queued, Some(flight)),
-            },
-        };
-        table.count(path);
-        let locked = path == Path::Locked;
-        let seat = match &flight {
-            Some(flight) => Some(C::board(flight).await),
-            None => None,
-        };
-        let begin = if locked {
-            <C::Db as Hooks>::BEGIN_TO_WRITE
-        } else {
-            None
-        };
-        let lock_row = locked && row_locks;
-        // Behind a lock for the same reason as the body.
-        let given = Mutex::new(given);
-        let mut once = async |conn: &mut C| {
-            let began = Instant::now();
-            let given = given.lock().map_or(None, |mut given| given.take());
-            let read = if let Some(row) = given {
-                Ok(Some(row))
-            } else if lock_row {
-                find_statement::<M, DB, _>(key.clone(), ForModify)
-                    .load_first(conn)
-                    .await
-            } else {
-                find_statement::<M, DB, _>(key.clone(), ())
-                    .load_first(conn)
-                    .await
-            };
-            let read_took = began.elapsed();
-            let mut row = read
-                .map_err(OccError::from)?
-                .ok_or_else(|| write::not_found::<M>(&key))?;
-            apply(&body, &mut row)?;
-            let next = row.version().next();
-            let changes = row.changeset();
-            let stored = write::update::<M, K, C, M::Changeset>(
-                conn,
-                key.clone(),
-                row.version(),
-                changes,
-                next,
-            )
-            .await?;
-            row.set_version(stored);
-            Ok::<_, E>((row, read_took))
-        };
-        let result = if locked {
-            transaction_from(conn, policy.retry.isolation_level(), begin, &mut once).await
-        } else {
-            // A plain read and a versioned write need no transaction: the
-            // write's version check is what makes them safe, and the
-            // closure sees only the row. Two statements, as by hand.
-            let mut guard = Unfinished::<K, C>::new(conn);
-            let result = once(guard.conn()).await;
-            guard.done();
-            result
-        };
-        // Waited in the queue, or for the row lock.
-        let waited = seat.is_some_and(|(_, waited)| waited)
-            || (lock_row && matches!(&result, Ok((_, took)) if took.as_millis() > WAITED_MS));
-        let result = result.map(|(row, _)| row);
-        let adaptive = policy.strategy == Strategy::Adaptive && row_locks;
-        let error = match result.as_ref().err().and_then(AsOccError::as_occ_error) {
-            None => {
-                if waited && adaptive {
-                    table.heat(row, M::TABLE_NAME, 0.5, || M::describe_key(&key));
-                }
-                return result;
+    let operation = Operation::modify::<C::Db>(M::TABLE_NAME, policy.strategy.name());
+    operation
+        .run(async {
+            if let Some(error) = refused(conn).await {
+                return Err(error.into());
             }
-            Some(error) => error,
-        };
-        if contended(error) && adaptive {
-            table.heat(row, M::TABLE_NAME, 1.0, || M::describe_key(&key));
-        }
-        queued_conflict = path == Path::Queued && contended(error);
-        if !policy.retry.should_retry(error, attempt) {
-            trace::gave_up(attempt, error);
-            return result;
-        }
-        policy.retry.pause::<K, C>(attempt, error).await;
-        attempt += 1;
-    }
+            let table = policy.table();
+            let row = RowId::of::<M>(&key);
+            let row_locks = <C::Db as Hooks>::BEGIN_TO_WRITE.is_none();
+            // Handed to each attempt through a lock, which keeps the attempt's
+            // future free of borrows from the closure that makes it.
+            let body = Mutex::new(body);
+            let mut attempt = 1;
+            // Whether the last attempt conflicted in the row's queue: then the
+            // conflict came from another process, and a lock settles it.
+            let mut queued_conflict = false;
+            loop {
+                operation.attempt(attempt);
+                let given = first.take();
+                let (path, flight) = match policy.strategy {
+                    _ if given.is_some() => (Path::Optimistic, None),
+                    Strategy::Optimistic => (Path::Optimistic, None),
+                    Strategy::Pessimistic => (Path::Locked, None),
+                    Strategy::Adaptive if !row_locks => (Path::Locked, None),
+                    Strategy::Adaptive => match table.decide(row) {
+                        None => (Path::Optimistic, None),
+                        Some(_) if queued_conflict => (Path::Locked, None),
+                        Some(flight) => (Path::Queued, Some(flight)),
+                    },
+                };
+                table.count(path);
+                let locked = path == Path::Locked;
+                let seat = match &flight {
+                    Some(flight) => Some(C::board(flight).await),
+                    None => None,
+                };
+                let begin = if locked {
+                    <C::Db as Hooks>::BEGIN_TO_WRITE
+                } else {
+                    None
+                };
+                let lock_row = locked && row_locks;
+                // Behind a lock for the same reason as the body.
+                let given = Mutex::new(given);
+                let mut once = async |conn: &mut C| {
+                    let began = Instant::now();
+                    let given = given.lock().map_or(None, |mut given| given.take());
+                    let read = if let Some(row) = given {
+                        Ok(Some(row))
+                    } else if lock_row {
+                        find_statement::<M, DB, _>(key.clone(), ForModify)
+                            .load_first(conn)
+                            .await
+                    } else {
+                        find_statement::<M, DB, _>(key.clone(), ())
+                            .load_first(conn)
+                            .await
+                    };
+                    let read_took = began.elapsed();
+                    let mut row = read
+                        .map_err(OccError::from)?
+                        .ok_or_else(|| write::not_found::<M>(&key))?;
+                    apply(&body, &mut row)?;
+                    let next = row.version().next();
+                    let changes = row.changeset();
+                    let stored = write::update::<M, K, C, M::Changeset>(
+                        conn,
+                        key.clone(),
+                        row.version(),
+                        changes,
+                        next,
+                    )
+                    .await?;
+                    row.set_version(stored);
+                    Ok::<_, E>((row, read_took))
+                };
+                let result = if locked {
+                    transaction_from(conn, policy.retry.isolation_level(), begin, &mut once).await
+                } else {
+                    // A plain read and a versioned write need no transaction: the
+                    // write's version check is what makes them safe, and the
+                    // closure sees only the row. Two statements, as by hand.
+                    let mut guard = Unfinished::<K, C>::new(conn);
+                    let result = once(guard.conn()).await;
+                    guard.done();
+                    result
+                };
+                // Waited in the queue, or for the row lock.
+                let waited = seat.is_some_and(|(_, waited)| waited)
+                    || (lock_row
+                        && matches!(&result, Ok((_, took)) if took.as_millis() > WAITED_MS));
+                let result = result.map(|(row, _)| row);
+                let adaptive = policy.strategy == Strategy::Adaptive && row_locks;
+                let error = match result.as_ref().err().and_then(AsOccError::as_occ_error) {
+                    None => {
+                        if waited && adaptive {
+                            table.heat(row, M::TABLE_NAME, 0.5, || M::describe_key(&key));
+                        }
+                        return result;
+                    }
+                    Some(error) => error,
+                };
+                if contended(error) && adaptive {
+                    table.heat(row, M::TABLE_NAME, 1.0, || M::describe_key(&key));
+                }
+                queued_conflict = path == Path::Queued && contended(error);
+                if !policy.retry.should_retry(error, attempt) {
+                    trace::gave_up(&operation, attempt, error);
+                    return result;
+                }
+                policy.retry.pause::<K, C>(&operation, attempt, error).await;
+                attempt += 1;
+            }
+        })
+        .await
 }
 
 /// Runs the caller's change on `row`.

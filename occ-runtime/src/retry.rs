@@ -11,7 +11,7 @@ use crate::backend::sealed::Hooks;
 use crate::backend::{Isolation, OccConnection};
 use crate::error::{AsOccError, OccError};
 use crate::exec::{block_on, depth, Blocking, Exec};
-use crate::trace;
+use crate::trace::{self, Operation};
 use crate::transaction::{random_u64, repair, transaction_at, Attempt};
 
 type RetryHook = Arc<dyn Fn(u32, &OccError) + Send + Sync>;
@@ -207,31 +207,39 @@ where
     E: From<OccError> + AsOccError,
     B: for<'c> Attempt<&'c mut C, Result<T, E>>,
 {
-    if let Some(error) = refused(conn).await {
-        return Retried {
-            result: Err(error.into()),
-            attempts: 0,
-        };
-    }
-    let mut attempt = 1;
-    loop {
-        let result = transaction_at(conn, policy.isolation, &mut body).await;
-        match result.as_ref().err().and_then(AsOccError::as_occ_error) {
-            Some(error) if policy.should_retry(error, attempt) => {
-                policy.pause::<K, C>(attempt, error).await;
-                attempt += 1;
-            }
-            occ => {
-                if let Some(error) = occ {
-                    trace::gave_up(attempt, error);
-                }
+    let operation = Operation::retry::<C::Db>();
+    let retried = operation
+        .enter(async {
+            if let Some(error) = refused(conn).await {
                 return Retried {
-                    result,
-                    attempts: attempt,
+                    result: Err(error.into()),
+                    attempts: 0,
                 };
             }
-        }
-    }
+            let mut attempt = 1;
+            loop {
+                operation.attempt(attempt);
+                let result = transaction_at(conn, policy.isolation, &mut body).await;
+                match result.as_ref().err().and_then(AsOccError::as_occ_error) {
+                    Some(error) if policy.should_retry(error, attempt) => {
+                        policy.pause::<K, C>(&operation, attempt, error).await;
+                        attempt += 1;
+                    }
+                    occ => {
+                        if let Some(error) = occ {
+                            trace::gave_up(&operation, attempt, error);
+                        }
+                        return Retried {
+                            result,
+                            attempts: attempt,
+                        };
+                    }
+                }
+            }
+        })
+        .await;
+    operation.finish(retried.result.as_ref().err());
+    retried
 }
 
 /// Why a retrying call cannot start on `conn`: an open transaction, or a
@@ -252,9 +260,14 @@ where
 impl RetryPolicy {
     /// What happens between attempt `attempt`, which failed with `error`,
     /// and the next: the trace event, the hook, and the pause.
-    pub(crate) async fn pause<K, C: Exec<K>>(&self, attempt: u32, error: &OccError) {
+    pub(crate) async fn pause<K, C: Exec<K>>(
+        &self,
+        operation: &Operation,
+        attempt: u32,
+        error: &OccError,
+    ) {
         let pause = self.backoff(attempt);
-        trace::retrying(attempt, error, pause);
+        trace::retrying(operation, attempt, error, pause);
         if let Some(hook) = &self.on_retry {
             hook(attempt, error);
         }

@@ -134,7 +134,7 @@ where
     fn occ_delete(&mut self, key: M::Key, expected: &M::Version) -> Result<(), OccError> {
         let statement = delete_statement::<M>(key.clone(), expected.clone());
         block_on(write::execute::<M, Blocking, C, _>(
-            self, statement, key, expected,
+            self, "DELETE", statement, key, expected,
         ))
     }
 
@@ -422,7 +422,8 @@ mod nonblocking {
         ) -> impl Future<Output = Result<(), OccError>> + Send {
             let statement = delete_statement::<M>(key.clone(), expected.clone());
             step::<NonBlocking, C, _>(self, async |conn| {
-                write::execute::<M, NonBlocking, C, _>(conn, statement, key, expected).await
+                write::execute::<M, NonBlocking, C, _>(conn, "DELETE", statement, key, expected)
+                    .await
             })
         }
 

@@ -12,7 +12,7 @@ use crate::query::{
     find_statement, guard_probe, CurrentRead, CurrentRow, FindStatement, GuardProbe, GuardedUpdate,
     SelectByKey, UpdateOrCurrent, UpdateReturning, UpdateStatement, VersionProbe,
 };
-use crate::trace;
+use crate::trace::{self, Operation};
 use crate::transaction::transaction_at;
 
 /// What a versioned write's row count says.
@@ -137,11 +137,12 @@ pub(crate) fn not_found<M: Optimistic>(key: &M::Key) -> OccError {
     }
 }
 
-/// Runs a versioned write (an update or a delete) of the row with `key`
-/// expected at `expected`. Only a write that matched nothing pays for the
-/// extra read that tells a conflict from a missing row.
+/// Runs a versioned write (`operation`: `UPDATE` or `DELETE`) of the row
+/// with `key` expected at `expected`. Only a write that matched nothing
+/// pays for the extra read that tells a conflict from a missing row.
 pub(crate) async fn execute<M, K, C, W>(
     conn: &mut C,
+    operation: &'static str,
     statement: W,
     key: M::Key,
     expected: &M::Version,
@@ -149,13 +150,18 @@ pub(crate) async fn execute<M, K, C, W>(
 where
     C: Exec<K>,
     M: Optimistic,
+    C: Exec<K, Db: Hooks>,
     W: Execute<C, K>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    outcome::<M, K, C, W>(conn, statement, key.clone())
-        .await?
-        .or_written(())
-        .map_err(|failed| failed_write::<M>(failed, &key, expected))
+    Operation::write::<C::Db>(operation, M::TABLE_NAME)
+        .run(async {
+            outcome::<M, K, C, W>(conn, statement, key.clone())
+                .await?
+                .or_written(())
+                .map_err(|failed| failed_write::<M>(failed, &key, expected))
+        })
+        .await
 }
 
 /// Runs a versioned write of the row with `key`; what it did, with the
@@ -195,9 +201,13 @@ where
     UpdateReturning<M, S>: Load<C, K, M::Version>,
     VersionProbe<M>: Load<C, K, M::Version>,
 {
-    update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next)
-        .await?
-        .map_err(|failed| failed_write::<M>(failed, &key, expected))
+    Operation::write::<C::Db>("UPDATE", M::TABLE_NAME)
+        .run(async {
+            update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next)
+                .await?
+                .map_err(|failed| failed_write::<M>(failed, &key, expected))
+        })
+        .await
 }
 
 /// What a versioned update did: the version the row holds after it, or why
@@ -311,44 +321,63 @@ where
     VersionProbe<M>: Load<C, K, M::Version>,
     CurrentRow<M, DB>: Load<C, K, M>,
 {
-    if M::VERSION_GENERATED {
-        // The version the database stores must be read back: the update's
-        // own path, then the row on a conflict.
-        match update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next).await? {
-            Ok(stored) => return Ok(Ok(stored)),
-            Err(Outcome::Missing) => return Err(not_found::<M>(&key)),
-            Err(_) => {}
-        }
-    } else if <C::Db as Hooks>::WRITES_RETURN_ROWS {
-        let statement =
-            UpdateOrCurrent::<M, S, DB>::new(key.clone(), expected.clone(), changes, next.clone());
-        let alone = commits_alone(conn);
-        let written = statement
-            .load_first(conn)
-            .await
-            .map_err(|error| in_flight(alone, error))?;
-        match written {
-            Some((_, true)) => return Ok(Ok(next)),
-            Some((current, false)) if current.version() != expected => return Ok(Err(current)),
-            None => return Err(not_found::<M>(&key)),
-            // The statement's snapshot is older than the row its update
-            // waited for and found changed: read the row as it is now.
-            Some(_) => {}
-        }
-    } else {
-        let statement =
-            UpdateStatement::<M, S>::new(key.clone(), expected.clone(), changes, next.clone());
-        if let Written::Done = written::<M>(send(conn, statement).await?, &key)? {
-            return Ok(Ok(next));
-        }
-    }
-    let current = find_statement::<M, DB, _>(key.clone(), CurrentRead)
-        .load_first(conn)
-        .await?;
-    match current {
-        Some(current) => Ok(Err(current)),
-        None => Err(not_found::<M>(&key)),
-    }
+    Operation::write::<C::Db>("UPDATE", M::TABLE_NAME)
+        .run_counting(
+            async {
+                if M::VERSION_GENERATED {
+                    // The version the database stores must be read back: the update's
+                    // own path, then the row on a conflict.
+                    match update_outcome::<M, K, C, S>(conn, key.clone(), expected, changes, next)
+                        .await?
+                    {
+                        Ok(stored) => return Ok(Ok(stored)),
+                        Err(Outcome::Missing) => return Err(not_found::<M>(&key)),
+                        Err(_) => {}
+                    }
+                } else if <C::Db as Hooks>::WRITES_RETURN_ROWS {
+                    let statement = UpdateOrCurrent::<M, S, DB>::new(
+                        key.clone(),
+                        expected.clone(),
+                        changes,
+                        next.clone(),
+                    );
+                    let alone = commits_alone(conn);
+                    let written = statement
+                        .load_first(conn)
+                        .await
+                        .map_err(|error| in_flight(alone, error))?;
+                    match written {
+                        Some((_, true)) => return Ok(Ok(next)),
+                        Some((current, false)) if current.version() != expected => {
+                            return Ok(Err(current))
+                        }
+                        None => return Err(not_found::<M>(&key)),
+                        // The statement's snapshot is older than the row its update
+                        // waited for and found changed: read the row as it is now.
+                        Some(_) => {}
+                    }
+                } else {
+                    let statement = UpdateStatement::<M, S>::new(
+                        key.clone(),
+                        expected.clone(),
+                        changes,
+                        next.clone(),
+                    );
+                    if let Written::Done = written::<M>(send(conn, statement).await?, &key)? {
+                        return Ok(Ok(next));
+                    }
+                }
+                let current = find_statement::<M, DB, _>(key.clone(), CurrentRead)
+                    .load_first(conn)
+                    .await?;
+                match current {
+                    Some(current) => Ok(Err(current)),
+                    None => Err(not_found::<M>(&key)),
+                }
+            },
+            |written| usize::from(written.is_err()),
+        )
+        .await
 }
 
 /// The whole row with `key`, read again; [`OccError::NotFound`] if it is gone.
@@ -356,12 +385,17 @@ pub(crate) async fn reload<M, K, C, DB>(conn: &mut C, key: M::Key) -> Result<M, 
 where
     M: Optimistic + diesel::Selectable<DB>,
     DB: diesel::backend::Backend,
+    C: Exec<K, Db: Hooks>,
     FindStatement<M, DB>: Load<C, K, M>,
 {
-    find_statement::<M, DB, _>(key.clone(), ())
-        .load_first(conn)
-        .await?
-        .ok_or_else(|| not_found::<M>(&key))
+    Operation::write::<C::Db>("SELECT", M::TABLE_NAME)
+        .run(async {
+            find_statement::<M, DB, _>(key.clone(), ())
+                .load_first(conn)
+                .await?
+                .ok_or_else(|| not_found::<M>(&key))
+        })
+        .await
 }
 
 /// How many times a guarded update writes again after its guard held on
@@ -384,36 +418,41 @@ pub(crate) async fn update_where<M, K, C, G, S>(
 where
     C: Exec<K>,
     M: Optimistic,
+    C: Exec<K, Db: Hooks>,
     G: Clone,
     S: Clone,
     GuardedUpdate<M, G, S>: Execute<C, K>,
     GuardProbe<M, G>: Load<C, K, i32>,
 {
-    for _ in 0..GUARDED_ROUNDS {
-        let statement = GuardedUpdate::<M, G, S>::new(key.clone(), guard.clone(), changes.clone());
-        if let Written::Done = written::<M>(send(conn, statement).await?, &key)? {
-            return Ok(());
-        }
-        let error = match guard_probe::<M, G>(key.clone(), guard.clone())
-            .load_first(conn)
-            .await?
-        {
-            None => not_found::<M>(&key),
-            Some(0) => OccError::GuardFailed {
-                table: M::TABLE_NAME,
-                key: M::describe_key(&key),
-            },
-            // The guard holds on the row as it is now: another writer
-            // changed it after the update looked, or (a timestamp version)
-            // wrote the very version this one meant to write.
-            Some(_) => continue,
-        };
-        return Err(error);
-    }
-    Err(OccError::Internal(format!(
-        "the guarded update on {} ({}) matched no row {GUARDED_ROUNDS} times while its guard \
-         held on every read of the row after it: does the guard call a volatile function?",
-        M::TABLE_NAME,
-        M::describe_key(&key)
-    )))
+    Operation::write::<C::Db>("UPDATE", M::TABLE_NAME)
+        .run(async {
+            for _ in 0..GUARDED_ROUNDS {
+                let statement = GuardedUpdate::<M, G, S>::new(key.clone(), guard.clone(), changes.clone());
+                if let Written::Done = written::<M>(send(conn, statement).await?, &key)? {
+                    return Ok(());
+                }
+                let error = match guard_probe::<M, G>(key.clone(), guard.clone())
+                    .load_first(conn)
+                    .await?
+                {
+                    None => not_found::<M>(&key),
+                    Some(0) => OccError::GuardFailed {
+                        table: M::TABLE_NAME,
+                        key: M::describe_key(&key),
+                    },
+                    // The guard holds on the row as it is now: another writer
+                    // changed it after the update looked, or (a timestamp version)
+                    // wrote the very version this one meant to write.
+                    Some(_) => continue,
+                };
+                return Err(error);
+            }
+            Err(OccError::Internal(format!(
+                "the guarded update on {} ({}) matched no row {GUARDED_ROUNDS} times while its guard \
+                 held on every read of the row after it: does the guard call a volatile function?",
+                M::TABLE_NAME,
+                M::describe_key(&key)
+            )))
+        })
+        .await
 }

@@ -15,6 +15,16 @@ use crate::exec::Exec;
 impl Hooks for Mariadb {
     const ISOLATION: IsolationAt = IsolationAt::Before;
     const RESET: Option<&'static str> = Some(mysql_like::RESET);
+
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn system_name() -> &'static str {
+        "mariadb"
+    }
+
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn status_code(error: &OccError) -> Option<&'static str> {
+        mysql_like::status_code(Dialect::MariaDb, error)
+    }
 }
 
 impl MysqlLike for Mariadb {}

@@ -195,6 +195,18 @@ pub(crate) mod sealed {
         /// (SQLite's `BEGIN IMMEDIATE`): how `modify` locks a row there.
         /// `None` where a row lock (`FOR UPDATE`) does it.
         const BEGIN_TO_WRITE: Option<&'static str> = None;
+
+        /// OpenTelemetry's `db.system.name` for this backend's server.
+        #[cfg(any(feature = "tracing", feature = "metrics"))]
+        fn system_name() -> &'static str;
+
+        /// The server's own code for `error` (PostgreSQL's SQLSTATE, a
+        /// MySQL/MariaDB error number), as far as occ's classification
+        /// tells it: diesel hands over neither.
+        #[cfg(any(feature = "tracing", feature = "metrics"))]
+        fn status_code(_error: &OccError) -> Option<&'static str> {
+            None
+        }
     }
 
     /// A diesel backend with row locks.

@@ -17,6 +17,22 @@ static LAST_DIALECT: AtomicU8 = AtomicU8::new(0);
 impl Hooks for Mysql {
     const ISOLATION: IsolationAt = IsolationAt::Before;
     const RESET: Option<&'static str> = Some(mysql_like::RESET);
+
+    /// `mariadb` once this process has seen a MariaDB server (a row lock
+    /// asks the server its dialect), `mysql` before: asking on every
+    /// operation would cost a round trip.
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn system_name() -> &'static str {
+        match Self::default_dialect() {
+            Dialect::MariaDb => "mariadb",
+            _ => "mysql",
+        }
+    }
+
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn status_code(error: &OccError) -> Option<&'static str> {
+        mysql_like::status_code(Self::default_dialect(), error)
+    }
 }
 
 impl MysqlLike for Mysql {}

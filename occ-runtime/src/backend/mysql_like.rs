@@ -74,6 +74,31 @@ pub(super) async fn restore_lock_timeout<K, C: Exec<K> + Send>(
     Ok(())
 }
 
+/// The error number of each class occ tells apart, on a server of
+/// `dialect`: MariaDB reports a failed `NOWAIT` as a lock wait timeout, and
+/// the two time statements out with different numbers.
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+pub(super) fn status_code(dialect: Dialect, error: &OccError) -> Option<&'static str> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mariadb = dialect == Dialect::MariaDb;
+    Some(match error {
+        OccError::Deadlock(_) => "1213",
+        OccError::LockTimeout(_) => "1205",
+        OccError::LockNotAvailable(_) if mariadb => "1205",
+        OccError::LockNotAvailable(_) => "3572",
+        OccError::StatementTimeout(_) if mariadb => "1969",
+        OccError::StatementTimeout(_) => "3024",
+        OccError::NodeUnavailable(_) => "1047",
+        OccError::ReadOnly(_) => "1290",
+        OccError::Database(Error::DatabaseError(kind, _)) => match kind {
+            DatabaseErrorKind::UniqueViolation => "1062",
+            DatabaseErrorKind::NotNullViolation => "1048",
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
 /// A strength MySQL and MariaDB can lock with.
 #[diagnostic::on_unimplemented(
     message = "MySQL and MariaDB have no `{Self}` row lock",

@@ -10,6 +10,33 @@ use crate::exec::{Exec, TextQuery};
 impl Hooks for Pg {
     const ISOLATION: IsolationAt = IsolationAt::First;
     const WRITES_RETURN_ROWS: bool = true;
+
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn system_name() -> &'static str {
+        "postgresql"
+    }
+
+    /// The SQLSTATE of each class occ tells apart; a lock timeout and a
+    /// failed `NOWAIT` share 55P03.
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn status_code(error: &OccError) -> Option<&'static str> {
+        use diesel::result::{DatabaseErrorKind, Error};
+        Some(match error {
+            OccError::Deadlock(_) => "40P01",
+            OccError::SerializationFailure(_) => "40001",
+            OccError::LockNotAvailable(_) | OccError::LockTimeout(_) => "55P03",
+            OccError::StatementTimeout(_) => "57014",
+            OccError::ReadOnly(_) => "25006",
+            OccError::Database(Error::DatabaseError(kind, _)) => match kind {
+                DatabaseErrorKind::UniqueViolation => "23505",
+                DatabaseErrorKind::ForeignKeyViolation => "23503",
+                DatabaseErrorKind::NotNullViolation => "23502",
+                DatabaseErrorKind::CheckViolation => "23514",
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
 }
 
 impl LockBackend for Pg {

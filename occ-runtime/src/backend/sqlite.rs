@@ -8,6 +8,13 @@ use crate::exec::AfterFailure;
 impl Hooks for Sqlite {
     const ISOLATION: IsolationAt = IsolationAt::Always;
     const BEGIN_TO_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
+
+    // SQLite's result codes are not SQLSTATEs, and diesel keeps them: an
+    // error is told by occ's kind (`busy`).
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn system_name() -> &'static str {
+        "sqlite"
+    }
 }
 
 impl OccConnection for SqliteConnection {}

@@ -378,6 +378,7 @@ mod server {
     use crate::backend::sealed::LockBackend;
     use crate::error::OccError;
     use crate::exec::{block_on, Blocking, Exec, Load};
+    use crate::lock::clause::Strength;
     use crate::lock::run::{Fetch, Rows};
 
     #[diagnostic::do_not_recommend]
@@ -385,6 +386,7 @@ mod server {
     impl<C, Q, S, W, O, U> RunLocked<C, U, Blocking> for Locked<Q, S, W, O>
     where
         C: Exec<Blocking, Db: LockBackend> + Send,
+        S: Strength,
         W: WaitPolicy,
         O: LockTarget,
         Q: Clone + LockableQuery<RowLock<S, W, O>, C::Db>,
@@ -428,7 +430,7 @@ mod server {
         use diesel_async::methods::LoadQuery;
         use diesel_async::AsyncConnection;
 
-        use super::{LockTarget, LockableQuery, Locked, RowLock, RunLocked, WaitPolicy};
+        use super::{LockTarget, LockableQuery, Locked, RowLock, RunLocked, Strength, WaitPolicy};
         use crate::backend::sealed::LockBackend;
         use crate::error::OccError;
         use crate::exec::{AsyncLoad, NonBlocking, TextQuery, TextRow};
@@ -448,7 +450,7 @@ mod server {
             TextQuery: LoadQuery<'static, C, TextRow>,
             W: WaitPolicy + Send + Sync + 'static,
             O: LockTarget + Send + Sync + 'static,
-            S: Send + Sync + 'static,
+            S: Strength + Send + Sync + 'static,
             Q: Clone + Send + Sync + 'static + LockableQuery<RowLock<S, W, O>, C::Backend>,
             Q::Locked: AsyncLoad<C, U> + QueryFragment<C::Backend> + Send + 'static,
             U: Send + 'static,

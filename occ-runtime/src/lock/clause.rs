@@ -24,6 +24,32 @@ pub struct NoKeyExclusive;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KeyShared;
 
+/// How strongly a lock holds its rows: [`Exclusive`], [`Shared`],
+/// [`NoKeyExclusive`] or [`KeyShared`]. Sealed: implemented by occ only.
+pub trait Strength {
+    /// The strength's name in `occ.lock.mode` (feature `tracing`).
+    #[doc(hidden)]
+    const MODE: &'static str;
+    #[doc(hidden)]
+    fn sealed(_: seal::Seal);
+}
+impl Strength for Exclusive {
+    const MODE: &'static str = "for_update";
+    fn sealed(_: seal::Seal) {}
+}
+impl Strength for Shared {
+    const MODE: &'static str = "for_share";
+    fn sealed(_: seal::Seal) {}
+}
+impl Strength for NoKeyExclusive {
+    const MODE: &'static str = "for_no_key_update";
+    fn sealed(_: seal::Seal) {}
+}
+impl Strength for KeyShared {
+    const MODE: &'static str = "for_key_share";
+    fn sealed(_: seal::Seal) {}
+}
+
 /// Wait for a locked row, as long as the server's lock timeout allows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wait;
@@ -69,6 +95,9 @@ pub trait WaitPolicy: Copy {
     const SQL: &'static str;
     #[doc(hidden)]
     const NOWAIT: bool = false;
+    /// What follows the strength in `occ.lock.mode`.
+    #[doc(hidden)]
+    const MODE: &'static str = "";
     #[doc(hidden)]
     fn timeout(&self) -> Option<Duration> {
         None
@@ -90,10 +119,12 @@ impl WaitPolicy for WaitAtMost {
 impl WaitPolicy for NoWait {
     const SQL: &'static str = " NOWAIT";
     const NOWAIT: bool = true;
+    const MODE: &'static str = "_nowait";
     fn sealed(_: seal::Seal) {}
 }
 impl WaitPolicy for SkipLocked {
     const SQL: &'static str = " SKIP LOCKED";
+    const MODE: &'static str = "_skip_locked";
     fn sealed(_: seal::Seal) {}
 }
 

@@ -18,6 +18,6 @@ mod run;
 pub use self::builder::{LockSql, RunLocked};
 pub use self::clause::{
     AllTables, Exclusive, KeyShared, LockTarget, NoKeyExclusive, NoWait, Of, Shared, SkipLocked,
-    Wait, WaitAtMost, WaitPolicy, WaitUnchosen,
+    Strength, Wait, WaitAtMost, WaitPolicy, WaitUnchosen,
 };
 pub use self::run::ByKey;

@@ -7,14 +7,14 @@ use diesel::query_builder::QueryFragment;
 use diesel::query_dsl::methods::LockingDsl;
 use diesel::{QueryResult, Selectable};
 
-use super::clause::{LockTarget, RowLock, WaitPolicy};
+use super::clause::{LockTarget, RowLock, Strength, WaitPolicy};
 use crate::backend::sealed::LockBackend;
 use crate::backend::Dialect;
 use crate::error::OccError;
 use crate::exec::{depth, Exec, Load};
 use crate::model::Optimistic;
 use crate::query::{find_statement, FindStatement};
-use crate::trace;
+use crate::trace::{self, Operation};
 use crate::transaction::Unfinished;
 
 /// The row of model `M` with a given key, to lock: what
@@ -172,6 +172,20 @@ where
         allow(dead_code)
     )]
     pub(crate) async fn run<K, C, U>(&self, conn: &mut C, fetch: Fetch) -> Result<Rows<U>, OccError>
+    where
+        C: Exec<K, Db: LockBackend> + Send,
+        S: Strength,
+        Q: LockableQuery<RowLock<S, W, O>, C::Db>,
+        Q::Locked: QueryFragment<C::Db> + Load<C, K, U>,
+    {
+        let table = self.query.row().map(|(table, _)| table);
+        Operation::lock::<C::Db>(table, S::MODE, W::MODE, self.wait.timeout())
+            .run(self.steps(conn, fetch))
+            .await
+    }
+
+    /// [`run`](Self::run)'s steps.
+    async fn steps<K, C, U>(&self, conn: &mut C, fetch: Fetch) -> Result<Rows<U>, OccError>
     where
         C: Exec<K, Db: LockBackend> + Send,
         Q: LockableQuery<RowLock<S, W, O>, C::Db>,
