@@ -34,7 +34,7 @@ fn commits_alone<K, C: Exec<K>>(conn: &mut C) -> bool {
 /// commit's outcome unknown, as one that broke in a COMMIT does (a failover
 /// that killed the primary mid-statement). Only a client that says it never
 /// sent the statement (MySQL's 2006, libpq's "no connection") knows better.
-pub(crate) fn in_flight(alone: bool, error: DieselError) -> OccError {
+fn in_flight(alone: bool, error: DieselError) -> OccError {
     match OccError::from(error) {
         OccError::ConnectionBroken(e) if alone && !never_sent(&e) => {
             OccError::CommitOutcomeUnknown(e)
